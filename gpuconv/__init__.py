@@ -1,0 +1,1 @@
+"""gpuconv: fast convolutions on CPU and GPU behind one API."""
