@@ -1,0 +1,155 @@
+"""The cost model: pure functions of a :class:`ConvSpec` and one table of fitted constants.
+
+Each estimate is a time in seconds, built from the work an algorithm does (multiply-adds, bytes
+moved, FFT butterflies) divided by the rate this machine does that work at.  The rates live in
+:data:`CPU_CONSTANTS`, in one place, so a calibration (``gpuconv tune``, a later issue) only has to
+replace that table.  Nothing here imports numba or touches data.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from math import prod
+
+from ._spec import ConvSpec
+
+#: Rates of this project's reference CPU: a 2-core x86-64 machine with AVX2 (the CI machines),
+#: measured 2026-11-23 with bench/direct_cpu.py, bench/fft_cpu.py and bench/dispatch_cpu.py
+#: on 2048x2048 float32 images.  Units: seconds per unit of work.
+CPU_CONSTANTS: dict[str, float] = {
+    # direct: seconds per real multiply-add (vectorised, all cores), by element kind
+    "direct_mac_f32": 1.0 / 24e9,
+    "direct_mac_f64": 1.0 / 12e9,
+    "direct_mac_c64": 4.0 / 24e9,
+    "direct_mac_c128": 4.0 / 12e9,
+    "direct_mac_i64": 1.0 / 4e9,
+    # strided / dilated / 3-D problems leave the tuned 2-D path
+    "direct_generic_penalty": 3.0,
+    # im2col: writing the column matrix (seconds per byte) and the GEMM (seconds per MAC)
+    "im2col_byte": 1.0 / 4e9,
+    "gemm_mac_f32": 1.0 / 60e9,
+    "gemm_mac_f64": 1.0 / 30e9,
+    "gemm_mac_i64": 1.0 / 1.5e9,
+    # FFT: seconds per real butterfly unit n*log2(n) of one real transform, all cores
+    "fft_nlogn_f32": 1.0 / 2.4e9,
+    "fft_nlogn_f64": 1.0 / 1.6e9,
+    # spectral product: seconds per complex multiply-add
+    "spectral_cmac": 1.0 / 1.5e9,
+    # streaming a buffer once (pad, copy, slice), seconds per byte
+    "stream_byte": 1.0 / 6e9,
+    # fixed cost of one call of an algorithm (python dispatch, thread start-up)
+    "overhead_direct": 20e-6,
+    "overhead_im2col": 40e-6,
+    "overhead_fft": 60e-6,
+    "overhead_overlap_add": 150e-6,
+    "overhead_separable": 40e-6,
+}
+
+_KIND = {"f": "f", "c": "c", "i": "i"}
+
+
+def _sfx(spec: ConvSpec) -> str:
+    d = spec.dtype
+    if d.kind == "i":
+        return "i64"
+    bits = d.itemsize * 8
+    return f"c{bits}" if d.kind == "c" else f"f{bits}"
+
+
+def _real_sfx(spec: ConvSpec) -> str:
+    """f32 or f64: the precision of a float path (int64 problems run in float64)."""
+    return "f32" if spec.dtype.itemsize == 4 or spec.dtype == "complex64" else "f64"
+
+
+def direct_cost(spec: ConvSpec, c: dict[str, float]) -> float:
+    t = spec.macs * c[f"direct_mac_{_sfx(spec)}"]
+    tuned = spec.ndim <= 2 and all(s == 1 for s in spec.stride) and all(
+        d == 1 for d in spec.dilation
+    )
+    if not tuned:
+        t *= c["direct_generic_penalty"]
+    return c["overhead_direct"] + t + spec.min_bytes * c["stream_byte"]
+
+
+def im2col_cost(spec: ConvSpec, c: dict[str, float]) -> float:
+    cig = spec.c_in // spec.groups
+    cog = spec.c_out // spec.groups
+    cols = spec.batch * spec.groups * cig * prod(spec.kernel_shape) * prod(spec.out_shape)
+    col_bytes = cols * spec.dtype.itemsize
+    sfx = _sfx(spec)
+    gemm_key = "gemm_mac_i64" if sfx == "i64" else f"gemm_mac_{_real_sfx(spec)}"
+    mac = c[gemm_key] * (4.0 if spec.is_complex else 1.0)
+    # a GEMM with few output channels is a matrix-vector product, bound by reading the columns
+    gemm = max(spec.macs * mac, col_bytes * c["stream_byte"] * max(1.0, 8.0 / cog))
+    return c["overhead_im2col"] + col_bytes * c["im2col_byte"] + gemm
+
+
+def _fft_work(shape: tuple[int, ...]) -> float:
+    n = prod(shape)
+    return n * math.log2(max(n, 2))
+
+
+def fft_lengths(spec: ConvSpec) -> tuple[int, ...]:
+    """Transform lengths of the FFT algorithm: the padded input suffices for a correlation."""
+    from scipy.fft import next_fast_len
+
+    real = not spec.is_complex
+    return tuple(next_fast_len(n, real) for n in spec.padded_shape)
+
+
+def fft_cost(spec: ConvSpec, c: dict[str, float]) -> float:
+    shape = fft_lengths(spec)
+    cig = spec.c_in // spec.groups
+    cog = spec.c_out // spec.groups
+    transforms = spec.batch * spec.c_in + spec.c_out * cig + spec.batch * spec.c_out
+    unit = c[f"fft_nlogn_{_real_sfx(spec)}"] * (2.0 if spec.is_complex else 1.0)
+    n_freq = prod(shape) // (1 if spec.is_complex else 2)
+    product = spec.batch * spec.groups * cig * cog * n_freq * c["spectral_cmac"]
+    return c["overhead_fft"] + transforms * _fft_work(shape) * unit + product
+
+
+def overlap_add_block(n: int, reach: int, real: bool = True) -> int:
+    """Block (transform) length for one axis: the Lambert-W optimum of scipy's _calc_oa_lens."""
+    from scipy.fft import next_fast_len
+    from scipy.special import lambertw
+
+    overlap = reach - 1
+    if overlap < 1:
+        return next_fast_len(n, real)
+    opt = -overlap * lambertw(-1 / (2 * math.e * overlap), k=-1).real
+    return next_fast_len(max(math.ceil(opt), 2 * reach), real)
+
+
+def overlap_add_cost(spec: ConvSpec, c: dict[str, float]) -> float:
+    real = not spec.is_complex
+    blocks, shape = 1, []
+    for n, r in zip(spec.padded_shape, spec.reach):
+        b = overlap_add_block(n, r, real)
+        step = max(b - r + 1, 1)
+        blocks *= math.ceil((n - r + 1) / step)
+        shape.append(b)
+    shape = tuple(shape)
+    cig = spec.c_in // spec.groups
+    cog = spec.c_out // spec.groups
+    unit = c[f"fft_nlogn_{_real_sfx(spec)}"] * (2.0 if spec.is_complex else 1.0)
+    transforms = blocks * spec.batch * (spec.c_in + spec.c_out) + spec.c_out * cig
+    n_freq = prod(shape) // (1 if spec.is_complex else 2)
+    product = blocks * spec.batch * spec.groups * cig * cog * n_freq * c["spectral_cmac"]
+    return c["overhead_overlap_add"] + transforms * _fft_work(shape) * unit + product
+
+
+def separable_cost(spec: ConvSpec, c: dict[str, float]) -> float:
+    mac = c[f"direct_mac_{_sfx(spec)}"]
+    passes = spec.ndim
+    work = 0.0
+    shape = list(spec.padded_shape)
+    for ax in range(spec.ndim):
+        shape[ax] = spec.out_shape[ax]
+        work += prod(shape) * spec.kernel_shape[ax]
+    total = work * spec.batch * spec.c_out * (spec.c_in // spec.groups)
+    return c["overhead_separable"] + total * mac + passes * spec.min_bytes * c["stream_byte"]
+
+
+def cpu_threads() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()

@@ -1,0 +1,598 @@
+"""Drop-ins for scipy.signal's convolution functions, with scipy 1.17's semantics.
+
+Each public function is thin: it checks its arguments the way scipy does (same exception types
+and messages), maps the call onto one :class:`~gpuconv._spec.ConvSpec` and lets
+:mod:`gpuconv.dispatch` solve it.  The argument handling follows scipy's ``_signaltools.py``
+(BSD-3-Clause, Copyright (c) 2001-2002 Enthought, Inc. and 2003-2024 SciPy Developers) so that the
+shapes, dtypes and corner cases agree; the computation is gpuconv's own.
+
+Arrays whose result dtype gpuconv does not compute natively (float16 for the sum-based methods,
+long double, object) are handed to scipy.signal unchanged, so their semantics are scipy's by
+construction.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+import time
+import warnings
+from collections.abc import Sequence
+
+import numpy as np
+
+from . import dispatch
+from ._spec import ConvSpec
+
+__all__ = [
+    "choose_conv_method",
+    "convolve",
+    "convolve2d",
+    "correlate",
+    "correlate2d",
+    "fftconvolve",
+    "oaconvolve",
+    "plan",
+]
+
+_MODES = ("valid", "same", "full")
+_BOUNDARIES = {
+    "fill": "fill",
+    "pad": "fill",
+    "wrap": "wrap",
+    "circular": "wrap",
+    "symm": "symmetric",
+    "symmetric": "symmetric",
+}
+_NATIVE = {np.dtype(t) for t in (np.float32, np.float64, np.complex64, np.complex128)}
+
+
+# ---------------------------------------------------------------------------------------------
+# dtypes
+
+
+def _native(dt: np.dtype) -> bool:
+    """Whether gpuconv computes results of dtype ``dt`` itself (exactly, for integers)."""
+    return dt in _NATIVE or (dt.kind in "biu" and dt.itemsize <= 8)
+
+
+def _compute_dtype(rt: np.dtype) -> np.dtype:
+    """Integers and bools sum exactly in int64 (wrap-around then matches any narrower type)."""
+    return np.dtype(np.int64) if rt.kind in "biu" else rt
+
+
+def _exact_needed(a: np.ndarray, b: np.ndarray) -> bool:
+    """scipy's rule: integer products that float64 cannot hold exactly must be summed directly."""
+    if a.dtype.kind not in "biu" and b.dtype.kind not in "biu":
+        return False
+    amax = int(np.max(np.abs(a))) if a.size else 0
+    bmax = int(np.max(np.abs(b))) if b.size else 0
+    return amax * bmax * min(a.size, b.size) > 2 ** np.finfo(float).nmant - 1
+
+
+def _finish(y: np.ndarray, rt: np.dtype, algorithm: str) -> np.ndarray:
+    """Cast a computed result to the result dtype (integers rounded if a float path made them)."""
+    if rt == np.bool_:
+        return np.ascontiguousarray(y != 0)
+    if y.dtype.kind == "f" and rt.kind in "iu":
+        y = np.rint(y)
+    return np.ascontiguousarray(y.astype(rt, copy=False))
+
+
+# ---------------------------------------------------------------------------------------------
+# the one place where a scipy-style call becomes a canonical problem
+
+
+def _method_names() -> tuple[str, ...]:
+    return ("auto", "direct", "fft", *dispatch.algorithm_names())
+
+
+def _check_method(method) -> None:
+    if not isinstance(method, str) or method not in _method_names():
+        raise ValueError(
+            "Acceptable method flags are 'auto', 'direct', or 'fft'."
+            f" (gpuconv also accepts {', '.join(dispatch.algorithm_names())}; got {method!r})"
+        )
+
+
+def _layout(in1: np.ndarray, in2: np.ndarray, axes: Sequence[int]):
+    """Map the broadcast (non-convolved) axes onto batch, channels or groups.
+
+    Returns (x, w, spec kwargs, broadcast shape) with x of shape (batch, c_in, *spatial) and w of
+    shape (c_out, c_in // groups, *kernel).
+    """
+    nd = in1.ndim
+    rest = [a for a in range(nd) if a not in axes]
+    order = rest + list(axes)
+    a = np.transpose(in1, order)
+    b = np.transpose(in2, order)
+    bshape = tuple(max(in1.shape[i], in2.shape[i]) for i in rest)
+    nb = math.prod(bshape)
+    sp1, sp2 = a.shape[len(rest) :], b.shape[len(rest) :]
+    if all(in2.shape[i] == 1 for i in rest):
+        x = a.reshape((nb, 1) + sp1)
+        w = b.reshape((1, 1) + sp2)
+        kw = dict(batch=nb)
+    elif all(in1.shape[i] == 1 for i in rest):
+        x = a.reshape((1, 1) + sp1)
+        w = b.reshape((nb, 1) + sp2)
+        kw = dict(c_out=nb)
+    else:
+        x = np.broadcast_to(a, bshape + sp1).reshape((1, nb) + sp1)
+        w = np.broadcast_to(b, bshape + sp2).reshape((nb, 1) + sp2)
+        kw = dict(c_in=nb, c_out=nb, groups=nb)
+    return x, w, kw, bshape, rest
+
+
+def _solve(
+    in1: np.ndarray,
+    in2: np.ndarray,
+    axes: Sequence[int],
+    pad_lo: Sequence[int],
+    pad_hi: Sequence[int],
+    flip: bool,
+    method: str,
+    out_dtype: np.dtype,
+    exact: bool = False,
+    plan_only: bool = False,
+    fallback: str | None = None,
+):
+    """Solve a linear convolution (``flip``) or correlation of in1 with in2 along ``axes``.
+
+    The other axes broadcast.  A named ``method`` that cannot solve the problem gives way to
+    ``fallback`` when one is named (oaconvolve's single block is an FFT).  Returns the result in ``out_dtype`` with the axes in their
+    original order, or the dispatcher's Plan when ``plan_only``.
+    """
+    cd = _compute_dtype(out_dtype)
+    x, w, kw, bshape, rest = _layout(in1, in2, axes)
+    spec = ConvSpec(
+        in_shape=x.shape[2:],
+        kernel_shape=w.shape[2:],
+        pad_lo=tuple(pad_lo),
+        pad_hi=tuple(pad_hi),
+        flip=flip,
+        dtype=cd,
+        **kw,
+    )
+    allowed = ("direct", "im2col") if method == "direct" else None
+    if method == "fft":
+        allowed = ("fft",)
+    if fallback and method not in ("auto", "direct"):
+        if dispatch.get_algorithm(method).supports(spec, w) is not None:
+            method = fallback
+    if plan_only:
+        return dispatch.choose(spec, w, exact=exact, allowed=allowed)
+    if method in ("auto", "direct"):
+        name = dispatch.choose(spec, w, exact=exact, allowed=allowed).algorithm
+    else:
+        name = method
+    y = dispatch.execute(spec, x.astype(spec.dtype, copy=False), w.astype(spec.dtype, copy=False), name)
+    # (batch, c_out, *out) back to the broadcast axes followed by the convolved axes
+    y = y.reshape(bshape + spec.out_shape)
+    nd = in1.ndim
+    order = rest + list(axes)
+    inverse = [order.index(i) for i in range(nd)]
+    y = np.transpose(y, inverse)
+    return _finish(y, out_dtype, name), name
+
+
+def _mode_pads(mode: str, n: int, k: int) -> tuple[int, int]:
+    """Padding of a convolution (kernel flipped) giving scipy's full / same / valid window."""
+    if mode == "full":
+        return k - 1, k - 1
+    if mode == "same":
+        start = (k - 1) // 2
+        return k - 1 - start, start
+    return 0, 0
+
+
+def _inputs_swap_needed(mode, shape1, shape2, axes=None) -> bool:
+    if mode != "valid" or not shape1:
+        return False
+    if axes is None:
+        axes = range(len(shape1))
+    ok1 = all(shape1[i] >= shape2[i] for i in axes)
+    ok2 = all(shape2[i] >= shape1[i] for i in axes)
+    if not (ok1 or ok2):
+        raise ValueError(
+            "For 'valid' mode, one must be at least as large as the other in every dimension"
+        )
+    return not ok1
+
+
+def _reverse_and_conj(x: np.ndarray) -> np.ndarray:
+    x = x[(slice(None, None, -1),) * x.ndim]
+    return np.conj(x) if x.dtype.kind == "c" else x
+
+
+def _scipy():
+    import scipy.signal
+
+    return scipy.signal
+
+
+# ---------------------------------------------------------------------------------------------
+# convolve / correlate (N-d)
+
+
+def _prepare_nd(in1, in2, mode, method, correlate):
+    """Common checks of convolve/correlate.  Returns (volume, kernel, result dtype) or a value."""
+    volume = np.asarray(in1)
+    kernel = np.asarray(in2)
+    if volume.ndim == kernel.ndim == 0:
+        return None, None, (volume * (np.conj(kernel) if correlate else kernel))
+    if volume.ndim != kernel.ndim:
+        if correlate:
+            raise ValueError("in1 and in2 should have the same dimensionality")
+        raise ValueError("volume and kernel should have the same dimensionality")
+    if mode not in _MODES:
+        raise ValueError(
+            f"Acceptable mode flags are 'valid', 'same', or 'full', not mode={mode}"
+            if not correlate
+            else "Acceptable mode flags are 'valid', 'same', or 'full'."
+        )
+    _check_method(method)
+    return volume, kernel, None
+
+
+def _conv_nd(volume, kernel, mode, method, plan_only=False):
+    """convolve() once arguments are checked and correlate() is rewritten as a convolution."""
+    if _inputs_swap_needed(mode, volume.shape, kernel.shape):
+        volume, kernel = kernel, volume
+    rt = np.result_type(volume, kernel)
+    if volume.size == 0 or kernel.size == 0:
+        return _empty(volume, kernel, mode, rt)
+    if not _native(rt) or volume.dtype.kind not in "biufc" or kernel.dtype.kind not in "biufc":
+        if plan_only:
+            raise TypeError(f"gpuconv plans no computation for dtype {rt}; scipy.signal runs it")
+        return _scipy().convolve(volume, kernel, mode=mode, method=_scipy_method(method)), "scipy"
+    exact = _exact_needed(volume, kernel)
+    pads = [_mode_pads(mode, n, k) for n, k in zip(volume.shape, kernel.shape)]
+    axes = list(range(volume.ndim))
+    return _solve(
+        volume,
+        kernel,
+        axes,
+        [p[0] for p in pads],
+        [p[1] for p in pads],
+        True,
+        method,
+        rt,
+        exact=exact,
+        plan_only=plan_only,
+    )
+
+
+def _scipy_method(method: str) -> str:
+    return method if method in ("auto", "direct", "fft") else "auto"
+
+
+def _empty(volume, kernel, mode, rt):
+    if volume.ndim == 1:
+        raise ValueError(f"{'a' if volume.size == 0 else 'v'} cannot be empty")
+    if mode == "full":
+        shape = [n + k - 1 for n, k in zip(volume.shape, kernel.shape)]
+    elif mode == "same":
+        shape = list(volume.shape)
+    else:
+        shape = [n - k + 1 for n, k in zip(volume.shape, kernel.shape)]
+    if min(shape) < 0:
+        raise ValueError(
+            f"cannot convolve empty arrays of shapes {volume.shape} and {kernel.shape} "
+            f"in mode {mode!r}"
+        )
+    return np.zeros(shape, rt), "none"
+
+
+def convolve(in1, in2, mode: str = "full", method: str = "auto") -> np.ndarray:
+    """Convolve two N-dimensional arrays, as ``scipy.signal.convolve``.
+
+    ``method`` is 'auto' (gpuconv's dispatcher), 'direct', 'fft' or any gpuconv algorithm name
+    (``gpuconv.dispatch.algorithm_names()``).
+
+    >>> convolve([1, 2, 3], [0, 1, 0.5])
+    array([0. , 1. , 2.5, 4. , 1.5])
+    """
+    volume, kernel, scalar = _prepare_nd(in1, in2, mode, method, correlate=False)
+    if scalar is not None:
+        return scalar
+    out, name = _conv_nd(volume, kernel, mode, method)
+    if name in ("fft", "overlap_add") and out.size:
+        first = out.reshape(-1)[0]
+        if np.isnan(first) or np.isinf(first):
+            warnings.warn(
+                "Use of fft convolution on input with NAN or inf results in NAN or inf output. "
+                "Consider using method='direct' instead.",
+                category=RuntimeWarning,
+                stacklevel=2,
+            )
+    return out
+
+
+def correlate(in1, in2, mode: str = "full", method: str = "auto") -> np.ndarray:
+    """Cross-correlate two N-dimensional arrays, as ``scipy.signal.correlate`` (in2 conjugated).
+
+    >>> correlate([1, 2, 3], [0, 1, 0.5])
+    array([0.5, 2. , 3.5, 3. , 0. ])
+    """
+    volume, kernel, scalar = _prepare_nd(in1, in2, mode, method, correlate=True)
+    if scalar is not None:
+        return scalar
+    if volume.size == 0 or kernel.size == 0:
+        rt = np.result_type(volume, kernel)
+        return _empty(volume, kernel, mode, rt)[0]
+    out, name = _conv_nd(volume, _reverse_and_conj(kernel), mode, method)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# convolve2d / correlate2d
+
+
+def _fill_scalar(fillvalue, rt: np.dtype):
+    fv = np.asarray(fillvalue)
+    if fv.size != 1:
+        raise ValueError("`fillvalue` must be scalar or an array with one element.")
+    value = fv.reshape(-1)[0]
+    if fv.dtype.kind in "OSU":
+        value = complex(value)  # scipy converts to complex first; raises its ValueError/TypeError
+    msg = "could not cast `fillvalue` directly to the output type (it was first converted to complex)."
+    value = complex(value)
+    if rt.kind != "c":
+        if fv.dtype.kind == "c" or np.iscomplexobj(fillvalue):
+            raise ValueError(msg)
+        real = value.real
+        if rt.kind in "iu":
+            info = np.iinfo(rt)
+            if not math.isfinite(real) or not info.min <= math.trunc(real) <= info.max:
+                raise ValueError(msg)
+            return math.trunc(real)
+        if rt.kind == "b":
+            return bool(real)
+        return real
+    return value
+
+
+def _conv2d(in1, in2, mode, boundary, fillvalue, correlate):
+    name = "correlate2d" if correlate else "convolve2d"
+    a = np.asarray(in1)
+    b = np.asarray(in2)
+    if not a.ndim == b.ndim == 2:
+        raise ValueError(f"{name} inputs must both be 2-D arrays")
+    swapped = _inputs_swap_needed(mode, a.shape, b.shape)
+    if swapped:
+        a, b = b, a
+    if mode not in _MODES:
+        raise ValueError("Acceptable mode flags are 'valid', 'same', or 'full'.")
+    if boundary not in _BOUNDARIES:
+        if boundary == "reflect":
+            raise ValueError("Incorrect boundary value.")
+        raise ValueError(
+            "Acceptable boundary flags are 'fill', 'circular' (or 'wrap'), and "
+            "'symmetric' (or 'symm')."
+        )
+    rt = np.result_type(a, b)
+    if rt == np.bool_ or rt == np.float16 or rt.kind not in "iufc":
+        raise ValueError(f"{name} not available for this type.")
+    fv = _fill_scalar(fillvalue, rt)
+    if not _native(rt):
+        sp = _scipy()
+        f = sp.correlate2d if correlate else sp.convolve2d
+        out = f(a, b, mode=mode, boundary=boundary, fillvalue=fillvalue)
+        return out[::-1, ::-1].copy() if swapped and correlate else out
+    if a.size == 0 or b.size == 0:
+        shape = _empty(a, b, mode, rt)[0].shape
+        return np.zeros(shape, rt)
+    if correlate:
+        b = np.conj(b) if b.dtype.kind == "c" else b
+    pads = []
+    for n, k in zip(a.shape, b.shape):
+        lo, hi = _mode_pads(mode, n, k)
+        if correlate:
+            lo, hi = hi, lo  # correlate2d centres its window at i - (M-1)//2 (scipy issue 1968)
+        pads.append((lo, hi))
+    kind = _BOUNDARIES[boundary]
+    if mode != "valid" and (kind != "fill" or fv != 0):
+        if kind == "fill":
+            a = np.pad(a.astype(rt, copy=False), pads, mode="constant", constant_values=fv)
+        else:
+            a = np.pad(a, pads, mode=kind)
+        pads = [(0, 0), (0, 0)]
+    out, _ = _solve(
+        a,
+        b,
+        [0, 1],
+        [p[0] for p in pads],
+        [p[1] for p in pads],
+        not correlate,
+        "auto",
+        rt,
+        exact=_exact_needed(a, b),
+    )
+    if swapped and correlate:
+        out = np.ascontiguousarray(out[::-1, ::-1])
+    return out
+
+
+def convolve2d(in1, in2, mode: str = "full", boundary: str = "fill", fillvalue=0) -> np.ndarray:
+    """Convolve two 2-D arrays, as ``scipy.signal.convolve2d`` (boundary fill / wrap / symm).
+
+    >>> convolve2d([[1, 2], [3, 4]], [[1, 1]], mode="same", boundary="wrap")
+    array([[3, 3],
+           [7, 7]])
+    """
+    return _conv2d(in1, in2, mode, boundary, fillvalue, correlate=False)
+
+
+def correlate2d(in1, in2, mode: str = "full", boundary: str = "fill", fillvalue=0) -> np.ndarray:
+    """Cross-correlate two 2-D arrays, as ``scipy.signal.correlate2d`` (in2 conjugated).
+
+    >>> correlate2d([[1, 2], [3, 4]], [[1, -1]], mode="valid")
+    array([[-1],
+           [-1]])
+    """
+    return _conv2d(in1, in2, mode, boundary, fillvalue, correlate=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# fftconvolve / oaconvolve
+
+
+def _norm_axes(ndim: int, axes) -> list[int]:
+    if axes is None:
+        return list(range(ndim))
+    if np.isscalar(axes):
+        axes = [axes]
+    try:
+        axes = [operator.index(a) for a in axes]
+    except TypeError:
+        raise ValueError("axes must be a scalar or iterable of integers") from None
+    if any(a < -ndim or a >= ndim for a in axes):
+        raise ValueError("axes exceeds dimensionality of input")
+    axes = [a % ndim for a in axes]
+    if len(set(axes)) != len(axes):
+        raise ValueError("all axes must be unique")
+    return axes
+
+
+def _freq_dtype(dt: np.dtype) -> np.dtype:
+    """The dtype scipy.fft computes an input of dtype ``dt`` in (its real flavour)."""
+    if dt.kind in "biu":
+        return np.dtype(np.float64)
+    if dt == np.float16:
+        return np.dtype(np.float32)
+    return dt
+
+
+def _fft_front(in1, in2, mode, axes, algorithm):
+    a = np.asarray(in1)
+    b = np.asarray(in2)
+    if a.ndim == b.ndim == 0:
+        return a * b
+    if a.ndim != b.ndim:
+        raise ValueError("in1 and in2 should have the same dimensionality")
+    if a.size == 0 or b.size == 0:
+        return np.asarray([])
+    if algorithm == "overlap_add" and a.shape == b.shape:
+        algorithm = "fft"
+    noaxes = axes is None
+    axes = _norm_axes(a.ndim, axes)
+    if not noaxes and not len(axes):
+        raise ValueError("when provided, axes cannot be empty")
+    s1, s2 = a.shape, b.shape
+    axes = [ax for ax in axes if s1[ax] != 1 and s2[ax] != 1]
+    if algorithm == "overlap_add":
+        axes.sort()
+    if not all(
+        s1[i] == s2[i] or s1[i] == 1 or s2[i] == 1 for i in range(a.ndim) if i not in axes
+    ):
+        raise ValueError(f"incompatible shapes for in1 and in2: {s1} and {s2}")
+    if _inputs_swap_needed(mode, s1, s2, axes=axes):
+        a, b = b, a
+        s1, s2 = s2, s1
+    if mode not in _MODES:
+        raise ValueError("acceptable mode flags are 'valid', 'same', or 'full'")
+    if mode == "same":
+        # a broadcast axis where in1 has length 1 keeps the centre of in2 (scipy's _centered)
+        idx = tuple(
+            slice((s2[i] - 1) // 2, (s2[i] - 1) // 2 + 1)
+            if i not in axes and s1[i] == 1 and s2[i] > 1
+            else slice(None)
+            for i in range(a.ndim)
+        )
+        b = b[idx]
+    if not axes:  # nothing to transform: scipy multiplies, in the inputs' own dtype
+        return np.ascontiguousarray(a * b)
+    rt = np.result_type(_freq_dtype(a.dtype), _freq_dtype(b.dtype))
+    if rt not in _NATIVE:
+        sp = _scipy()
+        f = sp.oaconvolve if algorithm == "overlap_add" else sp.fftconvolve
+        return f(a, b, mode=mode, axes=axes)
+    pads = [_mode_pads(mode, s1[i], s2[i]) for i in axes]
+    out, _ = _solve(
+        a.astype(rt, copy=False),
+        b.astype(rt, copy=False),
+        axes,
+        [p[0] for p in pads],
+        [p[1] for p in pads],
+        True,
+        algorithm,
+        rt,
+        fallback="fft",
+    )
+    return out
+
+
+def fftconvolve(in1, in2, mode: str = "full", axes=None) -> np.ndarray:
+    """Convolve two N-dimensional arrays with FFTs, as ``scipy.signal.fftconvolve``.
+
+    Axes not in ``axes`` broadcast.  float32 stays float32; integers compute in float64.
+
+    >>> fftconvolve([1.0, 2.0, 3.0], [1.0, 1.0]).round(12)
+    array([1., 3., 5., 3.])
+    """
+    return _fft_front(in1, in2, mode, axes, "fft")
+
+
+def oaconvolve(in1, in2, mode: str = "full", axes=None) -> np.ndarray:
+    """Convolve two N-dimensional arrays by overlap-add, as ``scipy.signal.oaconvolve``.
+
+    >>> oaconvolve(np.ones(8), np.ones(3), mode="valid").round(12)
+    array([3., 3., 3., 3., 3., 3.])
+    """
+    return _fft_front(in1, in2, mode, axes, "overlap_add")
+
+
+# ---------------------------------------------------------------------------------------------
+# choosing
+
+
+def choose_conv_method(in1, in2, mode: str = "full", measure: bool = False):
+    """The fastest method for ``convolve(in1, in2, mode)``, as ``scipy.signal.choose_conv_method``.
+
+    Returns a gpuconv algorithm name ('direct', 'fft', 'im2col', 'overlap_add', 'separable'),
+    each of which ``convolve``/``correlate`` accept as ``method``.  With ``measure=True`` every
+    applicable algorithm is timed (median of repeats after a warm-up) and ``(name, times)`` is
+    returned, ``times`` mapping names to seconds.
+
+    >>> choose_conv_method(np.ones(1000), np.ones(5))
+    'direct'
+    """
+    volume = np.asarray(in1)
+    kernel = np.asarray(in2)
+    if measure:
+        p = plan(volume, kernel, mode)
+        names = [c.name for c in p.candidates if c.seconds is not None]
+        times = {}
+        for name in names:
+            convolve(volume, kernel, mode=mode, method=name)  # warm-up (compilation)
+            runs = []
+            for _ in range(3):
+                t0 = time.perf_counter()
+                convolve(volume, kernel, mode=mode, method=name)
+                runs.append(time.perf_counter() - t0)
+            times[name] = float(np.median(runs))
+        return min(times, key=times.get), times
+    if volume.ndim == kernel.ndim == 0:
+        return "direct"
+    if np.result_type(volume, kernel) == np.bool_ or volume.size == 0 or kernel.size == 0:
+        return "direct"
+    return plan(volume, kernel, mode).algorithm
+
+
+def plan(in1, in2, mode: str = "full", *, correlate: bool = False) -> dispatch.Plan:
+    """What ``convolve`` (or ``correlate``) would run on these inputs, and why.
+
+    The returned :class:`~gpuconv.dispatch.Plan` holds the chosen algorithm, the estimated time
+    of every candidate (or why it does not apply) and a one-line reason.
+
+    >>> p = plan(np.ones((512, 512), np.float32), np.ones((3, 3), np.float32), "same")
+    >>> p.algorithm
+    'separable'
+    """
+    volume, kernel, scalar = _prepare_nd(in1, in2, mode, "auto", correlate=correlate)
+    if scalar is not None:
+        raise ValueError("plan needs arrays of at least one dimension")
+    if correlate:
+        kernel = _reverse_and_conj(kernel)
+    return _conv_nd(volume, kernel, mode, "auto", plan_only=True)
