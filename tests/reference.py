@@ -28,8 +28,8 @@ def reference(spec: ConvSpec, x: np.ndarray, w: np.ndarray) -> np.ndarray:
     g = spec.groups
     cig, cog = spec.c_in // g, spec.c_out // g
     out = np.empty(spec.y_shape, dtype=wide)
-    letters = "abcdefgh"[:nd]
-    taps = "ijklmnop"[:nd]
+    letters = "defgh"[:nd]
+    taps = "ijklm"[:nd]
     expr = f"nc{letters}{taps},oc{taps}->no{letters}"
     for gi in range(g):
         out[:, gi * cog : (gi + 1) * cog] = np.einsum(

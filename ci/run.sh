@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# What CI runs on a fresh machine with only Python, pip, gcc and nvcc:
+#   1. lint (ruff), 2. the README's test command in a fresh virtual environment,
+#   3. the built wheel installed in a second fresh environment ships the CUDA sources,
+#   4. every CUDA kernel source compiled with nvcc for sm_80 and sm_90 (ptxas report read).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+py=${PYTHON:-python3}
+
+echo "== fresh virtual environment: pip install .[test]"
+"$py" -m venv "$work/venv"
+. "$work/venv/bin/activate"
+python -m pip install -q --upgrade pip
+python -m pip install -q ".[test]" ruff
+
+echo "== ruff"
+ruff check gpuconv tests bench ci
+
+echo "== tests (the README's test command)"
+python -m pytest -q
+
+echo "== the wheel ships kernels_cuda"
+python -m pip wheel -q --no-deps -w "$work/dist" .
+"$py" -m venv "$work/wheelenv"
+"$work/wheelenv/bin/python" -m pip install -q "$work"/dist/gpuconv-*.whl
+(cd "$work" && "$work/wheelenv/bin/python" - <<'PY'
+import gpuconv, numpy as np
+from gpuconv import _kernels
+d = _kernels.source_dir()
+files = [p.name for p in _kernels.sources()]
+assert "site-packages" in str(d), d
+assert any(f.endswith(".cu") for f in files), files
+assert np.allclose(gpuconv.convolve([1.0, 2.0], [1.0, 1.0]), [1, 3, 2])
+print(f"installed wheel: {len(files)} kernel sources in {d}")
+PY
+)
+deactivate
+
+if ls kernels_cuda/*.cu >/dev/null 2>&1; then
+  if command -v nvcc >/dev/null 2>&1; then
+    echo "== nvcc: every kernel for sm_80 and sm_90"
+    "$py" ci/check_kernels.py
+  else
+    echo "nvcc not found: the kernel compile check needs the CUDA toolkit" >&2
+    exit 1
+  fi
+fi
+echo "== CI passed"

@@ -1,0 +1,1 @@
+"""CUDA C sources of gpuconv's GPU kernels, shipped as package data (gpuconv.kernels_cuda)."""

@@ -1,0 +1,89 @@
+"""Shared fixtures: random inputs, tolerances derived from rounding error, the GPU skip."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+#: unit roundoff of each result dtype; integers and bools are compared exactly
+EPS = {
+    np.dtype(np.float32): float(np.finfo(np.float32).eps),
+    np.dtype(np.float64): float(np.finfo(np.float64).eps),
+    np.dtype(np.complex64): float(np.finfo(np.float32).eps),
+    np.dtype(np.complex128): float(np.finfo(np.float64).eps),
+}
+
+
+def rounding_atol(a: np.ndarray, b: np.ndarray, dtype) -> float:
+    """An absolute tolerance from the rounding error a float sum of products can make.
+
+    Both a direct sum of n products and an FFT of length L make errors bounded by a modest
+    multiple of eps * max(|a| conv |b|) (Higham: n*eps for the sum, O(log L)*eps for the FFT);
+    max(|a| conv |b|) <= min(sum|a| max|b|, max|a| sum|b|), which we use to stay cheap.
+    """
+    dtype = np.dtype(dtype)
+    if dtype not in EPS:
+        return 0.0
+    fa = np.abs(a).astype(np.float64)
+    fb = np.abs(b).astype(np.float64)
+    mag = min(fa.sum() * fb.max(), fa.max() * fb.sum())
+    n = max(a.size, b.size, 2)
+    return 8.0 * EPS[dtype] * math.log2(n + 1) * mag + 1e-300
+
+
+def assert_conv_equal(actual, expected, a, b):
+    """Same shape and dtype; exact for integer/bool results, within rounding error otherwise."""
+    actual = np.asarray(actual)
+    expected = np.asarray(expected)
+    assert actual.shape == expected.shape, (actual.shape, expected.shape)
+    assert actual.dtype == expected.dtype, (actual.dtype, expected.dtype)
+    if expected.dtype.kind in "biu":
+        np.testing.assert_array_equal(actual, expected)
+    else:
+        atol = rounding_atol(np.asarray(a), np.asarray(b), expected.dtype)
+        np.testing.assert_allclose(actual, expected, rtol=0, atol=atol)
+
+
+def random_array(rng, shape, dtype, scale=4.0):
+    """Random values of ``dtype`` (never all zeros): normals, or small integers, or bools."""
+    dtype = np.dtype(dtype)
+    if dtype == np.bool_:
+        return rng.random(shape) < 0.5
+    if dtype.kind in "iu":
+        lo = 0 if dtype.kind == "u" else -int(scale) * 3
+        return rng.integers(lo, int(scale) * 3 + 1, size=shape).astype(dtype)
+    x = rng.standard_normal(shape) * scale
+    if dtype.kind == "c":
+        x = x + 1j * rng.standard_normal(shape) * scale
+    return x.astype(dtype)
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(20261123)
+
+
+def _cuda_available() -> str | None:
+    try:
+        import cupy  # noqa: F401
+    except ImportError:
+        return "CuPy is not installed"
+    try:
+        if cupy.cuda.runtime.getDeviceCount() < 1:
+            return "no CUDA device"
+    except Exception as e:  # the driver's own error says what is missing
+        return f"no usable CUDA device ({e})"
+    return None
+
+
+@pytest.fixture
+def device():
+    """The CUDA device for GPU tests; skips with the reason when there is none."""
+    reason = _cuda_available()
+    if reason:
+        pytest.skip(reason)
+    import cupy
+
+    return cupy.cuda.Device()
