@@ -1,0 +1,266 @@
+"""CPU convolution by im2col + GEMM.
+
+For each group, a chunk of images ``n0:n0+nb`` and a chunk of flat output positions ``p0:p0+pn``
+a numba kernel (serial, GIL-free, run on slices by ``FILL_THREADS`` Python threads) writes the
+column matrix ``cols[b, c*K + t, q]`` (``K = prod(kernel_shape)``, ``t`` the flat tap index,
+``q`` the flat output position) = the input sample the tap ``t`` of output position ``p0 + q``
+reads, or 0 where that sample lies in the zero padding.  The padded
+input is never materialised.  Then ``w_g (Cog, Cig*K) @ cols (nb, Cig*K, pn)`` (numpy, BLAS for
+float/complex, numpy's exact wrap-around loop for int64) lands straight in the output, whose
+``(batch, c_out, prod(out_shape))`` view makes every chunk a BLAS-compatible strided block.
+
+1-D and 2-D problems are promoted to 3-D with leading singleton axes so one compiled kernel per
+dtype serves all; problems with more than 3 spatial axes use a numpy ``sliding_window_view``
+im2col (padding materialised there) with the same chunking and GEMM.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from math import prod
+
+import numba
+import numpy as np
+from numba import njit, uintp
+from numpy.lib.stride_tricks import sliding_window_view
+
+from gpuconv._spec import ConvSpec
+
+#: Default cap on the column matrix's size; ``run(..., budget_bytes=...)`` overrides it.
+#: 8 MiB measured faster than 64 MiB on the 2-core reference machine (chunks stay in cache
+#: between the fill and the GEMM; see bench/NOTES-cpu-im2col-separable.md).
+COLUMN_BUDGET_BYTES = 8 * 2**20
+
+
+def supports(spec: ConvSpec) -> str | None:
+    """None: every canonical problem is supported (ndim > 3 through a numpy im2col)."""
+    return None
+
+
+@njit(cache=True, nogil=True)
+def _im2col3d(
+    x, n0, c0, p0, kd, kh, kw, sd, sh, sw, dd, dh, dw, pd, ph, pw, oh, ow, cols, r0, r1, q0, q1
+):
+    """Fill rows ``r0:r1`` (flat over ``(b, row)``), columns ``q0:q1`` of ``cols``.
+
+    ``cols`` (nb, cn*kd*kh*kw, pn) C-contiguous, from ``x`` (N, C, D, H, W) C-contiguous:
+    ``cols[b, c*KK + t, q]`` = ``xpad[n0+b, c0+c, zd*sd + jd*dd, zh*sh + jh*dh, zw*sw + jw*dw]``
+    with ``(zd, zh, zw)`` the output position ``p0 + q`` (row-major over ``(od, oh, ow)``),
+    ``(jd, jh, jw)`` the tap ``t`` and ``xpad`` ``x`` with ``(pd, ph, pw)`` zeros before each
+    spatial axis (and as many as needed after).  Serial and GIL-free: :func:`_fill` runs slices
+    of it on a few Python threads (numba's OpenMP workers spin after a parallel region and
+    starve the OpenBLAS threads of the GEMM that follows; measured up to 40x slower).
+    """
+    nb, rows, pn = cols.shape
+    D, H, W = x.shape[2], x.shape[3], x.shape[4]
+    khw = kh * kw
+    KK = kd * khw
+    ohw = oh * ow
+    end = p0 + q1
+    for r in range(r0, r1):
+        b = r // rows
+        row = r - b * rows
+        c = row // KK
+        t = row - c * KK
+        jd = t // khw
+        t2 = t - jd * khw
+        jh = t2 // kw
+        jw = t2 - jh * kw
+        img = x[n0 + b, c0 + c]
+        dst = cols[b, row]
+        xoff = jw * dw - pw
+        # output columns zw with 0 <= zw*sw + xoff < W: [wlo, whi)  (Python floor division)
+        wlo = max((-xoff + sw - 1) // sw, 0)
+        whi = min((W - 1 - xoff) // sw + 1, ow)
+        p = p0 + q0
+        q = q0
+        while p < end:
+            zd = p // ohw
+            rem = p - zd * ohw
+            zh = rem // ow
+            zw0 = rem - zh * ow
+            seg = min(ow - zw0, end - p)
+            zw1 = zw0 + seg
+            iz = zd * sd + jd * dd - pd
+            iy = zh * sh + jh * dh - ph
+            # uintp indices: no negative-index wraparound check, so the copies vectorise
+            if iz < 0 or iz >= D or iy < 0 or iy >= H:
+                for i in range(q, q + seg):
+                    dst[uintp(i)] = 0
+            else:
+                lo = min(max(wlo, zw0), zw1)
+                hi = max(min(whi, zw1), lo)
+                xrow = img[iz, iy]
+                for i in range(q, q + lo - zw0):
+                    dst[uintp(i)] = 0
+                q1_ = q + lo - zw0
+                if sw == 1:
+                    for i in range(hi - lo):
+                        dst[uintp(q1_ + i)] = xrow[uintp(lo + xoff + i)]
+                else:
+                    for i in range(hi - lo):
+                        dst[uintp(q1_ + i)] = xrow[uintp((lo + i) * sw + xoff)]
+                for i in range(q + hi - zw0, q + seg):
+                    dst[uintp(i)] = 0
+            q += seg
+            p += seg
+
+
+#: Threads filling the column matrix (None: half of numba.get_num_threads(), at least 1: the
+#: OpenBLAS workers of the previous GEMM busy-wait for a while and a fill using every core
+#: fights them; on 2 cores one fill thread measured fastest).
+FILL_THREADS: int | None = None
+#: Chunks with fewer elements than this are filled on the calling thread.
+_MIN_PARALLEL_ELEMS = 1 << 16
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _executor(n: int) -> ThreadPoolExecutor:
+    global _pool
+    with _pool_lock:
+        if _pool is None or _pool._max_workers < n:
+            if _pool is not None:
+                _pool.shutdown(wait=False)
+            _pool = ThreadPoolExecutor(max_workers=n, thread_name_prefix="gpuconv-im2col")
+        return _pool
+
+
+def _fill(args, cols):
+    """Run :func:`_im2col3d` over all of ``cols``, split over threads by rows or columns."""
+    nb, rows, pn = cols.shape
+    nthreads = FILL_THREADS or max(1, numba.get_num_threads() // 2)
+    R = nb * rows
+    if nthreads <= 1 or cols.size < _MIN_PARALLEL_ELEMS:
+        _im2col3d(*args, cols, 0, R, 0, pn)
+        return
+    if R >= 4 * nthreads:
+        cuts = [R * i // nthreads for i in range(nthreads + 1)]
+        parts = [(cuts[i], cuts[i + 1], 0, pn) for i in range(nthreads)]
+    else:
+        cuts = [pn * i // nthreads for i in range(nthreads + 1)]
+        parts = [(0, R, cuts[i], cuts[i + 1]) for i in range(nthreads)]
+    ex = _executor(nthreads - 1)
+    futs = [ex.submit(_im2col3d, *args, cols, *part) for part in parts[1:]]
+    _im2col3d(*args, cols, *parts[0])
+    for f in futs:
+        f.result()
+
+
+def _chunks(spec: ConvSpec, kg: int, budget: int) -> tuple[int, int]:
+    """(images per chunk, output positions per chunk) for a column matrix of ``kg`` rows."""
+    npos = prod(spec.out_shape)
+    per_pos = kg * spec.dtype.itemsize
+    per_image = per_pos * npos
+    if per_image <= budget:
+        return max(1, min(spec.batch, budget // per_image)), npos
+    return 1, max(1, min(npos, budget // per_pos))
+
+
+def _weights(spec: ConvSpec, w: np.ndarray) -> np.ndarray:
+    """The correlation kernel as a C-contiguous (c_out, Cig*K) matrix of spec.dtype."""
+    wt = spec.kernel_for_correlation(np.asarray(w))
+    return np.ascontiguousarray(wt, dtype=spec.dtype).reshape(spec.c_out, -1)
+
+
+def run(spec: ConvSpec, x: np.ndarray, w: np.ndarray, *, budget_bytes: int | None = None):
+    """y of the canonical problem by im2col + GEMM (see the module docstring)."""
+    budget = COLUMN_BUDGET_BYTES if budget_bytes is None else int(budget_bytes)
+    x = np.ascontiguousarray(x, dtype=spec.dtype)
+    if x.shape != spec.x_shape:
+        raise ValueError(f"x has shape {x.shape}, spec wants {spec.x_shape}")
+    if tuple(np.shape(w)) != spec.w_shape:
+        raise ValueError(f"w has shape {np.shape(w)}, spec wants {spec.w_shape}")
+    wm = _weights(spec, w)
+    g = spec.groups
+    cig, cog = spec.c_in // g, spec.c_out // g
+    K = prod(spec.kernel_shape)
+    kg = cig * K
+    npos = prod(spec.out_shape)
+    y = np.empty(spec.y_shape, dtype=spec.dtype)
+    y3 = y.reshape(spec.batch, spec.c_out, npos)
+    N = spec.batch
+
+    # 1x1 kernel, unit stride, no padding: the input already is the column matrix.
+    if (
+        K == 1
+        and all(s == 1 for s in spec.stride)
+        and not any(spec.pad_lo)
+        and not any(spec.pad_hi)
+    ):
+        x3 = x.reshape(N, spec.c_in, npos)
+        for gi in range(g):
+            np.matmul(
+                wm[gi * cog : (gi + 1) * cog],
+                x3[:, gi * cig : (gi + 1) * cig],
+                out=y3[:, gi * cog : (gi + 1) * cog],
+            )
+        return y
+
+    nb, pn = _chunks(spec, kg, budget)
+    buf = np.empty(nb * kg * pn, dtype=spec.dtype)
+
+    if spec.ndim <= 3:
+        lead = 3 - spec.ndim
+        x5 = x.reshape((N, spec.c_in) + (1,) * lead + spec.in_shape)
+        k3 = (1,) * lead + spec.kernel_shape
+        s3 = (1,) * lead + spec.stride
+        d3 = (1,) * lead + spec.dilation
+        p3 = (0,) * lead + spec.pad_lo
+        o3 = (1,) * lead + spec.out_shape
+
+        def fill(n0, nbc, c0, p0, pnc):
+            cols = buf[: nbc * kg * pnc].reshape(nbc, kg, pnc)
+            _fill((x5, n0, c0, p0, *k3, *s3, *d3, *p3, o3[1], o3[2]), cols)
+            return cols
+
+    else:
+        fill = _numpy_filler(spec, x, buf, kg)
+
+    for gi in range(g):
+        wg = wm[gi * cog : (gi + 1) * cog]
+        for n0 in range(0, N, nb):
+            nbc = min(nb, N - n0)
+            for p0 in range(0, npos, pn):
+                pnc = min(pn, npos - p0)
+                cols = fill(n0, nbc, gi * cig, p0, pnc)
+                out = y3[n0 : n0 + nbc, gi * cog : (gi + 1) * cog, p0 : p0 + pnc]
+                np.matmul(wg, cols, out=out)
+    return y
+
+
+def _numpy_filler(spec: ConvSpec, x: np.ndarray, buf: np.ndarray, kg: int):
+    """im2col for any number of spatial axes with sliding_window_view (pads x once)."""
+    nd = spec.ndim
+    cig = spec.c_in // spec.groups
+    xp = spec.padded_input(x)
+    spatial = tuple(range(2, 2 + nd))
+    win = sliding_window_view(xp, spec.reach, axis=spatial)
+    win = win[(slice(None), slice(None)) + tuple(slice(None, None, s) for s in spec.stride)]
+    win = win[(Ellipsis,) + tuple(slice(None, None, d) for d in spec.dilation)]
+    win = win[(slice(None), slice(None)) + tuple(slice(0, o) for o in spec.out_shape)]
+    # (N, C, *out, *k) -> (N, C, *k, *out), then flat positions last
+    perm = (0, 1) + tuple(range(2 + nd, 2 + 2 * nd)) + spatial
+    win = win.transpose(perm)
+    out_shape = spec.out_shape
+
+    def fill(n0, nbc, c0, p0, pnc):
+        cols = buf[: nbc * kg * pnc].reshape(nbc, kg, pnc)
+        src = win[n0 : n0 + nbc, c0 : c0 + cig]
+        cols[...] = _flat_positions(src, nbc, kg, out_shape, p0, pnc)
+        return cols
+
+    return fill
+
+
+def _flat_positions(src, nbc, kg, out_shape, p0, pn):
+    """The (nbc, kg, pn) slab of ``src`` (nbc, Cig, *k, *out) at flat positions p0:p0+pn."""
+    nd = len(out_shape)
+    inner = prod(out_shape[1:])
+    # positions p0:p0+pn span rows a0:a1 of the first output axis
+    a0, a1 = p0 // inner, -(-(p0 + pn) // inner)
+    part = src[(Ellipsis, slice(a0, a1)) + (slice(None),) * (nd - 1)]
+    part = np.reshape(part, (nbc, kg, (a1 - a0) * inner))  # copies rows a0:a1 only
+    off = p0 - a0 * inner
+    return part[:, :, off : off + pn]
