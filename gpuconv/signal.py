@@ -330,27 +330,22 @@ def correlate(in1, in2, mode: str = "full", method: str = "auto") -> np.ndarray:
 
 
 def _fill_scalar(fillvalue, rt: np.dtype):
-    fv = np.asarray(fillvalue)
-    if fv.size != 1:
+    """The fill value as a scalar of the result dtype, converted as scipy's C code does."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", np.exceptions.ComplexWarning)
+            fill = np.array(fillvalue, dtype=rt)
+    except Exception:
+        np.array(fillvalue, dtype=np.complex128)  # scipy's second try: its error if this fails
+        raise ValueError(
+            "could not cast `fillvalue` directly to the output type (it was first converted "
+            "to complex)."
+        ) from None
+    if fill.size != 1:
+        if fill.size == 0:
+            raise ValueError("`fillvalue` cannot be an empty array.")
         raise ValueError("`fillvalue` must be scalar or an array with one element.")
-    value = fv.reshape(-1)[0]
-    if fv.dtype.kind in "OSU":
-        value = complex(value)  # scipy converts to complex first; raises its ValueError/TypeError
-    msg = "could not cast `fillvalue` directly to the output type (it was first converted to complex)."
-    value = complex(value)
-    if rt.kind != "c":
-        if fv.dtype.kind == "c" or np.iscomplexobj(fillvalue):
-            raise ValueError(msg)
-        real = value.real
-        if rt.kind in "iu":
-            info = np.iinfo(rt)
-            if not math.isfinite(real) or not info.min <= math.trunc(real) <= info.max:
-                raise ValueError(msg)
-            return math.trunc(real)
-        if rt.kind == "b":
-            return bool(real)
-        return real
-    return value
+    return fill.reshape(()).item()
 
 
 def _conv2d(in1, in2, mode, boundary, fillvalue, correlate):
@@ -374,7 +369,7 @@ def _conv2d(in1, in2, mode, boundary, fillvalue, correlate):
     rt = np.result_type(a, b)
     if rt == np.bool_ or rt == np.float16 or rt.kind not in "iufc":
         raise ValueError(f"{name} not available for this type.")
-    fv = _fill_scalar(fillvalue, rt)
+    fv = _fill_scalar(fillvalue, rt) if _BOUNDARIES[boundary] == "fill" else 0
     if not _native(rt):
         sp = _scipy()
         f = sp.correlate2d if correlate else sp.convolve2d

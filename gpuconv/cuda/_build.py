@@ -1,0 +1,147 @@
+"""Compile variants of the CUDA kernels: the single source of truth for what gets compiled.
+
+The GPU loader (CuPy RawModule) and ``ci/check_kernels.py`` both take every (source, defines,
+kernel names) triple from :func:`variants` and prepend :func:`defines_header` to the source.
+Pure standard library: no numpy or cupy import, so CI can load this file on its own.
+"""
+
+from __future__ import annotations
+
+import re
+
+#: dtype suffix of every kernel entry point, keyed by numpy dtype name.
+DTYPE_SUFFIX = {
+    "float32": "f32",
+    "float64": "f64",
+    "complex64": "c64",
+    "complex128": "c128",
+    "int64": "i64",
+}
+#: bytes per element, keyed by suffix.
+ITEMSIZE = {"f32": 4, "f64": 8, "c64": 8, "c128": 16, "i64": 8}
+
+# ---- fast 2-D direct path (kernels_cuda/direct.cu, direct2d_<dtype>) -------------------------
+#: output columns per block == blockDim.x (one warp wide: a warp reads 32 consecutive elements).
+TILE_W = 32
+#: output rows per block; blockDim.y = TILE_H // outputs-per-thread of the dtype.
+TILE_H = 32
+#: vertically adjacent outputs per thread in registers, by element size (4, 8, 16 bytes).  Chosen
+#: so that no dtype spills at any K in FAST2D_SIZES under FAST_REGS (ptxas, sm_80 and sm_90).
+OUT_PER_THREAD = 8
+OUT_PER_THREAD_8 = 4
+OUT_PER_THREAD_16 = 2
+#: constant filter buffer, in 8-byte words (32 KiB): a filter of E elements of S bytes goes to
+#: __constant__ c_filter when E * S <= 8 * MAX_FILTER, else through the pointer argument.
+MAX_FILTER = 4096
+#: square kernel sizes with a compiled fast path (KH == KW == k).
+FAST2D_SIZES = (1, 2, 3, 4, 5, 7, 9, 11, 13, 15)
+
+
+def fast2d_regs(k: int) -> int:
+    """Register budget per thread (``FAST_REGS``) for the k x k fast path.
+
+    Small kernels are memory bound and want occupancy (64 registers: 8 blocks of 128 threads);
+    large ones are FMA bound and want registers for the sliding window (128: 4 blocks).  The
+    budgets are the smallest at which ptxas reports no spill for any dtype.
+    """
+    if k <= 3:
+        return 64
+    if k <= 5:
+        return 80
+    return 128
+
+
+def fast2d_defines(kh: int, kw: int) -> dict:
+    """The ``#define``s of the fast 2-D variant for a kh x kw filter."""
+    return {
+        "DIRECT_FAST2D_ONLY": 1,
+        "KH": kh,
+        "KW": kw,
+        "TILE_W": TILE_W,
+        "TILE_H": TILE_H,
+        "OUT_PER_THREAD": OUT_PER_THREAD,
+        "OUT_PER_THREAD_8": OUT_PER_THREAD_8,
+        "OUT_PER_THREAD_16": OUT_PER_THREAD_16,
+        "FAST_REGS": fast2d_regs(max(kh, kw)),
+        "MAX_FILTER": MAX_FILTER,
+    }
+
+
+def fast2d_out_per_thread(suffix: str) -> int:
+    size = ITEMSIZE[suffix]
+    return OUT_PER_THREAD_16 if size >= 16 else OUT_PER_THREAD_8 if size >= 8 else OUT_PER_THREAD
+
+
+def fast2d_launch(suffix: str, out_h: int, out_w: int, planes: int):
+    """(grid, block) of ``direct2d_<suffix>`` for planes of out_h x out_w outputs."""
+    block = (TILE_W, TILE_H // fast2d_out_per_thread(suffix), 1)
+    grid = (-(-out_w // TILE_W), -(-out_h // TILE_H), max(1, min(planes, 65535)))
+    return grid, block
+
+
+def filter_in_constant(n_elems: int, suffix: str) -> bool:
+    """Whether a filter of ``n_elems`` elements fits the __constant__ buffer (else pass w)."""
+    return n_elems * ITEMSIZE[suffix] <= 8 * MAX_FILTER
+
+
+# ---- generic N-d direct path and the spectral product ----------------------------------------
+GENERIC_BLOCK = 256
+SPECTRAL_BLOCK = 256
+CO_PER_THREAD = 4
+
+DIRECT_DTYPES = ("f32", "f64", "c64", "c128", "i64")
+SPECTRAL_DTYPES = ("c64", "c128")
+
+#: kernel name prefixes whose ptxas report must show no spill and no stack frame.
+HOT_KERNEL_PREFIXES = ("direct2d_", "spectral_")
+
+
+def variants() -> list[tuple[str, dict, list[str]]]:
+    """Every (source file name in kernels_cuda/, defines, kernel names) the library compiles."""
+    out = []
+    for k in FAST2D_SIZES:
+        out.append(
+            ("direct.cu", fast2d_defines(k, k), [f"direct2d_{s}" for s in DIRECT_DTYPES])
+        )
+    out.append(
+        (
+            "direct.cu",
+            {"DIRECT_GENERIC_ONLY": 1, "GENERIC_BLOCK": GENERIC_BLOCK},
+            [f"direct3d_generic_{s}" for s in DIRECT_DTYPES],
+        )
+    )
+    out.append(
+        (
+            "spectral.cu",
+            {"CO_PER_THREAD": CO_PER_THREAD, "SPECTRAL_BLOCK": SPECTRAL_BLOCK},
+            [f"spectral_{s}" for s in SPECTRAL_DTYPES],
+        )
+    )
+    return out
+
+
+def fast2d_variant(kh: int, kw: int):
+    """The variant compiled for a kh x kw fast path, or None (use the generic path)."""
+    for v in variants():
+        d = v[1]
+        if d.get("DIRECT_FAST2D_ONLY") and d["KH"] == kh and d["KW"] == kw:
+            return v
+    return None
+
+
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
+def defines_header(defines: dict) -> str:
+    """``#define NAME VALUE`` lines (in the dict's order) to prepend to a source file."""
+    lines = []
+    for name, value in defines.items():
+        if not _NAME.match(name):
+            raise ValueError(f"not a macro name: {name!r}")
+        if isinstance(value, bool):
+            value = int(value)
+        text = str(value)
+        if "\n" in text:
+            raise ValueError(f"macro {name} has a multi-line value")
+        lines.append(f"#define {name} {text}".rstrip())
+    return "\n".join(lines) + ("\n" if lines else "")
