@@ -71,8 +71,14 @@ def main():
     for k in ks:
         ker = rng.standard_normal((k, k)).astype(np.float32)
         p = k // 2
-        spec = ConvSpec(in_shape=(n, n), kernel_shape=(k, k), pad_lo=(p, p),
-                        pad_hi=(k - 1 - p, k - 1 - p), flip=True, dtype=np.float32)
+        spec = ConvSpec(
+            in_shape=(n, n),
+            kernel_shape=(k, k),
+            pad_lo=(p, p),
+            pad_hi=(k - 1 - p, k - 1 - p),
+            flip=True,
+            dtype=np.float32,
+        )
         corr = np.ascontiguousarray(ker[::-1, ::-1])  # filter2D and the loop correlate
         cands = {"direct": lambda: direct.run(spec, img[None, None], ker[None, None])[0, 0]}
         if cv2 is not None:

@@ -26,20 +26,34 @@ SKIP = 30.0
 def grid(quick: bool):
     f32, f64 = np.float32, np.float64
     same2 = lambda n, k, dt, **kw: ConvSpec(  # noqa: E731
-        in_shape=(n, n), kernel_shape=(k, k), pad_lo=k // 2, pad_hi=(k - 1) // 2, flip=True,
-        dtype=dt, **kw
+        in_shape=(n, n),
+        kernel_shape=(k, k),
+        pad_lo=k // 2,
+        pad_hi=(k - 1) // 2,
+        flip=True,
+        dtype=dt,
+        **kw,
     )
-    problems = [same2(n, k, dt) for n in (256, 1024) for k in (3, 5, 9, 17, 33) for dt in (f32, f64)]
+    problems = [
+        same2(n, k, dt) for n in (256, 1024) for k in (3, 5, 9, 17, 33) for dt in (f32, f64)
+    ]
     problems += [same2(2048, k, f32) for k in (3, 7, 11, 15, 31)]
     problems += [
         ConvSpec(in_shape=(n,), kernel_shape=(k,), pad_lo=k - 1, pad_hi=k - 1, flip=True, dtype=dt)
-        for n in (10_000, 1_000_000) for k in (8, 64, 512) for dt in (f32, f64)
+        for n in (10_000, 1_000_000)
+        for k in (8, 64, 512)
+        for dt in (f32, f64)
     ]
     problems += [
-        ConvSpec(in_shape=(64, 64, 64), kernel_shape=(k,) * 3, pad_lo=k // 2, pad_hi=k // 2, dtype=f32)
+        ConvSpec(
+            in_shape=(64, 64, 64), kernel_shape=(k,) * 3, pad_lo=k // 2, pad_hi=k // 2, dtype=f32
+        )
         for k in (3, 5, 9)
     ]
-    problems += [same2(56, 3, f32, batch=8, c_in=64, c_out=64), same2(28, 3, f32, batch=8, c_in=128, c_out=128)]
+    problems += [
+        same2(56, 3, f32, batch=8, c_in=64, c_out=64),
+        same2(28, 3, f32, batch=8, c_in=128, c_out=128),
+    ]
     return problems[::3] if quick else problems
 
 

@@ -61,7 +61,6 @@ class Report:
             lines.append(f"| {p} | " + " | ".join(vals) + " |")
         return "\n".join(lines)
 
-
     def ratios(self) -> str:
         """The figures that matter for the CPU: gpuconv beside its peers, per problem."""
         cell = {(r.problem, r.method): r.ms for r in self.rows}
@@ -94,7 +93,10 @@ def _peers() -> dict[str, Callable]:
             # filter2D correlates and anchors at the kernel centre: flip the kernel, and for even
             # sizes the anchor must be set to match scipy's 'same' window
             kf = np.ascontiguousarray(k[::-1, ::-1])
-            anchor = (k.shape[1] - 1 - (k.shape[1] - 1) // 2, k.shape[0] - 1 - (k.shape[0] - 1) // 2)
+            anchor = (
+                k.shape[1] - 1 - (k.shape[1] - 1) // 2,
+                k.shape[0] - 1 - (k.shape[0] - 1) // 2,
+            )
             return cv2.filter2D(a, -1, kf, anchor=anchor, borderType=cv2.BORDER_CONSTANT)
 
         peers["opencv.filter2D"] = filter2d
@@ -165,8 +167,8 @@ def run_suite(
                     Row(problem, f"gpuconv.{c.name}", None, f"est. {c.seconds / best:.0f}x")
                 )
                 continue
-            methods[f"gpuconv.{c.name}"] = (
-                lambda name=c.name: gsignal.convolve(img, ker, "same", method=name)
+            methods[f"gpuconv.{c.name}"] = lambda name=c.name: gsignal.convolve(
+                img, ker, "same", method=name
             )
         for name, fn in peers.items():
             methods[name] = lambda fn=fn: fn(img, ker)
@@ -192,7 +194,11 @@ def save(report: Report, out: Path) -> None:
     )
     (out / "results.json").write_text(
         json.dumps(
-            {"suite": report.suite, "machine": report.machine, "rows": [asdict(r) for r in report.rows]},
+            {
+                "suite": report.suite,
+                "machine": report.machine,
+                "rows": [asdict(r) for r in report.rows],
+            },
             indent=2,
         )
     )

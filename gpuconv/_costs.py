@@ -64,8 +64,8 @@ def _real_sfx(spec: ConvSpec) -> str:
 
 def direct_cost(spec: ConvSpec, c: dict[str, float]) -> float:
     t = spec.macs * c[f"direct_mac_{_sfx(spec)}"]
-    tuned = spec.ndim <= 2 and all(s == 1 for s in spec.stride) and all(
-        d == 1 for d in spec.dilation
+    tuned = (
+        spec.ndim <= 2 and all(s == 1 for s in spec.stride) and all(d == 1 for d in spec.dilation)
     )
     if not tuned:
         t *= c["direct_generic_penalty"]

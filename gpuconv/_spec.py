@@ -53,9 +53,7 @@ def as_tuple(name: str, value, ndim: int, minimum: int) -> tuple[int, ...]:
     if isinstance(value, (list, tuple)):
         items = tuple(as_index(f"{name}[{i}]", v) for i, v in enumerate(value))
         if len(items) != ndim:
-            raise ValueError(
-                f"{name} must have one entry per spatial axis ({ndim}), got {value!r}"
-            )
+            raise ValueError(f"{name} must have one entry per spatial axis ({ndim}), got {value!r}")
     else:
         items = (as_index(name, value),) * ndim
     for v in items:

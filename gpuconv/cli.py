@@ -11,7 +11,10 @@ def _bench(args: argparse.Namespace) -> int:
     from . import _bench
 
     if args.device == "cuda":
-        print("gpuconv bench: the CUDA suites are not available yet; use --device cpu", file=sys.stderr)
+        print(
+            "gpuconv bench: the CUDA suites are not available yet; use --device cpu",
+            file=sys.stderr,
+        )
         return 2
     sizes = tuple(args.k) if args.k else None
 

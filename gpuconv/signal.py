@@ -166,7 +166,9 @@ def _solve(
         name = dispatch.choose(spec, w, exact=exact, allowed=allowed).algorithm
     else:
         name = method
-    y = dispatch.execute(spec, x.astype(spec.dtype, copy=False), w.astype(spec.dtype, copy=False), name)
+    y = dispatch.execute(
+        spec, x.astype(spec.dtype, copy=False), w.astype(spec.dtype, copy=False), name
+    )
     # (batch, c_out, *out) back to the broadcast axes followed by the convolved axes
     y = y.reshape(bshape + spec.out_shape)
     nd = in1.ndim
@@ -478,9 +480,7 @@ def _fft_front(in1, in2, mode, axes, algorithm):
     axes = [ax for ax in axes if s1[ax] != 1 and s2[ax] != 1]
     if algorithm == "overlap_add":
         axes.sort()
-    if not all(
-        s1[i] == s2[i] or s1[i] == 1 or s2[i] == 1 for i in range(a.ndim) if i not in axes
-    ):
+    if not all(s1[i] == s2[i] or s1[i] == 1 or s2[i] == 1 for i in range(a.ndim) if i not in axes):
         raise ValueError(f"incompatible shapes for in1 and in2: {s1} and {s2}")
     if _inputs_swap_needed(mode, s1, s2, axes=axes):
         a, b = b, a

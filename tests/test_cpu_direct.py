@@ -26,9 +26,17 @@ def reference(spec: ConvSpec, x, w):
     wt = np.asarray(spec.kernel_for_correlation(w), dtype=wide)
     sd, dd = spec.stride[0], spec.dilation[0]
     od_n = spec.out_shape[0]
-    sub = ConvSpec(in_shape=xp.shape[3:], kernel_shape=spec.kernel_shape[1:], batch=spec.batch,
-                   c_in=spec.c_in, c_out=spec.c_out, groups=spec.groups, stride=spec.stride[1:],
-                   dilation=spec.dilation[1:], dtype=spec.dtype)
+    sub = ConvSpec(
+        in_shape=xp.shape[3:],
+        kernel_shape=spec.kernel_shape[1:],
+        batch=spec.batch,
+        c_in=spec.c_in,
+        c_out=spec.c_out,
+        groups=spec.groups,
+        stride=spec.stride[1:],
+        dilation=spec.dilation[1:],
+        dtype=spec.dtype,
+    )
     out = np.zeros(spec.y_shape, dtype=wide)
     for od in range(od_n):
         for kd in range(spec.kernel_shape[0]):
@@ -89,34 +97,87 @@ CASES = [
     dict(in_shape=(50,), kernel_shape=(5,), stride=(3,), dilation=(2,), pad_lo=(4,), pad_hi=(1,)),
     dict(in_shape=(3000,), kernel_shape=(101,), pad_lo=(50,), pad_hi=(50,), flip=True),
     dict(in_shape=(2500,), kernel_shape=(17,), stride=(2,), pad_lo=(3,), pad_hi=(9,)),
-    dict(in_shape=(40,), kernel_shape=(6,), batch=2, c_in=4, c_out=6, groups=2, pad_lo=(5,),
-         pad_hi=(0,)),
+    dict(
+        in_shape=(40,),
+        kernel_shape=(6,),
+        batch=2,
+        c_in=4,
+        c_out=6,
+        groups=2,
+        pad_lo=(5,),
+        pad_hi=(0,),
+    ),
     # 2-D
     dict(in_shape=(9, 11), kernel_shape=(3, 3), pad_lo=(1, 1), pad_hi=(1, 1), flip=True),
     dict(in_shape=(12, 13), kernel_shape=(4, 6), pad_lo=(2, 3), pad_hi=(1, 2), flip=True),
     dict(in_shape=(8, 9), kernel_shape=(5, 5)),  # valid
     dict(in_shape=(4, 5), kernel_shape=(7, 9), pad_lo=(6, 8), pad_hi=(6, 8)),  # k > n, full
-    dict(in_shape=(15, 17), kernel_shape=(3, 4), stride=(2, 3), dilation=(2, 1),
-         pad_lo=(2, 0), pad_hi=(0, 3)),
+    dict(
+        in_shape=(15, 17),
+        kernel_shape=(3, 4),
+        stride=(2, 3),
+        dilation=(2, 1),
+        pad_lo=(2, 0),
+        pad_hi=(0, 3),
+    ),
     dict(in_shape=(13, 14), kernel_shape=(3, 3), dilation=(1, 3), pad_lo=(3, 3), pad_hi=(3, 3)),
     dict(in_shape=(6, 2100), kernel_shape=(3, 15), pad_lo=(1, 7), pad_hi=(1, 7), flip=True),
-    dict(in_shape=(10, 10), kernel_shape=(3, 3), batch=3, c_in=6, c_out=4, groups=2,
-         pad_lo=(1, 1), pad_hi=(1, 1)),
-    dict(in_shape=(7, 8), kernel_shape=(2, 3), batch=2, c_in=3, c_out=3, groups=3,
-         stride=(1, 2), pad_lo=(0, 1), pad_hi=(1, 1)),  # depthwise, strided
-    dict(in_shape=(11, 12), kernel_shape=(3, 3), c_in=5, c_out=2, stride=2, pad_lo=(1, 1),
-         pad_hi=(1, 1)),
-    dict(in_shape=(40, 20), kernel_shape=(2, 3), stride=(4, 1), dilation=(5, 2),
-         pad_lo=(3, 1), pad_hi=(0, 2)),  # staged rows skipped between strided/dilated taps
-    dict(in_shape=(37, 4200), kernel_shape=(3, 5), stride=(3, 2), pad_lo=(1, 2),
-         pad_hi=(1, 2)),  # several row tiles and column segments, strided
+    dict(
+        in_shape=(10, 10),
+        kernel_shape=(3, 3),
+        batch=3,
+        c_in=6,
+        c_out=4,
+        groups=2,
+        pad_lo=(1, 1),
+        pad_hi=(1, 1),
+    ),
+    dict(
+        in_shape=(7, 8),
+        kernel_shape=(2, 3),
+        batch=2,
+        c_in=3,
+        c_out=3,
+        groups=3,
+        stride=(1, 2),
+        pad_lo=(0, 1),
+        pad_hi=(1, 1),
+    ),  # depthwise, strided
+    dict(
+        in_shape=(11, 12),
+        kernel_shape=(3, 3),
+        c_in=5,
+        c_out=2,
+        stride=2,
+        pad_lo=(1, 1),
+        pad_hi=(1, 1),
+    ),
+    dict(
+        in_shape=(40, 20),
+        kernel_shape=(2, 3),
+        stride=(4, 1),
+        dilation=(5, 2),
+        pad_lo=(3, 1),
+        pad_hi=(0, 2),
+    ),  # staged rows skipped between strided/dilated taps
+    dict(
+        in_shape=(37, 4200), kernel_shape=(3, 5), stride=(3, 2), pad_lo=(1, 2), pad_hi=(1, 2)
+    ),  # several row tiles and column segments, strided
     # 3-D
-    dict(in_shape=(5, 6, 7), kernel_shape=(3, 3, 3), pad_lo=(1, 1, 1), pad_hi=(1, 1, 1),
-         flip=True),
-    dict(in_shape=(6, 5, 9), kernel_shape=(2, 3, 4), stride=(2, 1, 2), dilation=(2, 2, 1),
-         pad_lo=(1, 0, 3), pad_hi=(2, 2, 0), batch=2, c_in=4, c_out=2, groups=2),
-    dict(in_shape=(2, 3, 4), kernel_shape=(3, 5, 6), pad_lo=(2, 4, 5), pad_hi=(2, 4, 5),
-         flip=True),
+    dict(in_shape=(5, 6, 7), kernel_shape=(3, 3, 3), pad_lo=(1, 1, 1), pad_hi=(1, 1, 1), flip=True),
+    dict(
+        in_shape=(6, 5, 9),
+        kernel_shape=(2, 3, 4),
+        stride=(2, 1, 2),
+        dilation=(2, 2, 1),
+        pad_lo=(1, 0, 3),
+        pad_hi=(2, 2, 0),
+        batch=2,
+        c_in=4,
+        c_out=2,
+        groups=2,
+    ),
+    dict(in_shape=(2, 3, 4), kernel_shape=(3, 5, 6), pad_lo=(2, 4, 5), pad_hi=(2, 4, 5), flip=True),
 ]
 
 
@@ -132,14 +193,30 @@ def test_same_mode_2d(k, dtype):
     """scipy 'same' mode (the benchmark problem) with odd and even kernels, wide rows."""
     lo = (k - 1) // 2
     hi = k - 1 - lo
-    _run_case(dtype, seed=k, in_shape=(23, 1100 + k), kernel_shape=(k, k), pad_lo=(lo, lo),
-              pad_hi=(hi, hi), flip=True)
+    _run_case(
+        dtype,
+        seed=k,
+        in_shape=(23, 1100 + k),
+        kernel_shape=(k, k),
+        pad_lo=(lo, lo),
+        pad_hi=(hi, hi),
+        flip=True,
+    )
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 def test_non_contiguous(dtype):
-    spec = ConvSpec(in_shape=(9, 10), kernel_shape=(3, 4), batch=2, c_in=2, c_out=3,
-                    pad_lo=(1, 2), pad_hi=(1, 1), flip=True, dtype=dtype)
+    spec = ConvSpec(
+        in_shape=(9, 10),
+        kernel_shape=(3, 4),
+        batch=2,
+        c_in=2,
+        c_out=3,
+        pad_lo=(1, 2),
+        pad_hi=(1, 1),
+        flip=True,
+        dtype=dtype,
+    )
     rng = np.random.default_rng(1)
     xs = spec.x_shape
     x = _rand(rng, (xs[0], xs[1], xs[2] * 2, xs[3]), dtype)[:, :, ::2]  # strided view
@@ -152,8 +229,9 @@ def test_non_contiguous(dtype):
 
 
 def test_read_only_inputs_share_the_compilation():
-    spec = ConvSpec(in_shape=(6, 7), kernel_shape=(2, 3), pad_lo=(1, 1), pad_hi=(0, 1),
-                    dtype=np.float64)
+    spec = ConvSpec(
+        in_shape=(6, 7), kernel_shape=(2, 3), pad_lo=(1, 1), pad_hi=(0, 1), dtype=np.float64
+    )
     rng = np.random.default_rng(4)
     x = _rand(rng, spec.x_shape, np.float64)
     w = _rand(rng, spec.w_shape, np.float64)
@@ -166,8 +244,15 @@ def test_read_only_inputs_share_the_compilation():
 
 
 def test_int64_wraparound_exact():
-    spec = ConvSpec(in_shape=(20, 21), kernel_shape=(3, 5), c_in=3, c_out=2,
-                    pad_lo=(1, 2), pad_hi=(1, 2), dtype=np.int64)
+    spec = ConvSpec(
+        in_shape=(20, 21),
+        kernel_shape=(3, 5),
+        c_in=3,
+        c_out=2,
+        pad_lo=(1, 2),
+        pad_hi=(1, 2),
+        dtype=np.int64,
+    )
     rng = np.random.default_rng(2)
     big = np.iinfo(np.int64).max
     x = rng.integers(-big, big, size=spec.x_shape, dtype=np.int64)
@@ -179,8 +264,9 @@ def test_int64_wraparound_exact():
 @pytest.mark.parametrize("dtype", [np.float32, np.float64, np.complex64, np.complex128])
 def test_nonfinite_propagation(dtype):
     # inf in the kernel: the zero padding times inf is NaN in the canonical formula
-    spec = ConvSpec(in_shape=(8, 9), kernel_shape=(3, 3), pad_lo=(1, 1), pad_hi=(1, 1),
-                    flip=True, dtype=dtype)
+    spec = ConvSpec(
+        in_shape=(8, 9), kernel_shape=(3, 3), pad_lo=(1, 1), pad_hi=(1, 1), flip=True, dtype=dtype
+    )
     rng = np.random.default_rng(3)
     x = _rand(rng, spec.x_shape, dtype)
     w = _rand(rng, spec.w_shape, dtype)
@@ -204,11 +290,16 @@ def test_supports():
     assert direct.supports(ConvSpec(in_shape=(4, 4, 4, 4), kernel_shape=(2, 2, 2, 2))) is not None
     for nd in (1, 2, 3):
         for dt in DTYPES:
-            assert direct.supports(ConvSpec(in_shape=(4,) * nd, kernel_shape=(2,) * nd,
-                                            dtype=dt)) is None
+            assert (
+                direct.supports(ConvSpec(in_shape=(4,) * nd, kernel_shape=(2,) * nd, dtype=dt))
+                is None
+            )
     with pytest.raises(ValueError):
-        direct.run(ConvSpec(in_shape=(4, 4, 4, 4), kernel_shape=(2, 2, 2, 2)),
-                   np.zeros((1, 1, 4, 4, 4, 4)), np.zeros((1, 1, 2, 2, 2, 2)))
+        direct.run(
+            ConvSpec(in_shape=(4, 4, 4, 4), kernel_shape=(2, 2, 2, 2)),
+            np.zeros((1, 1, 4, 4, 4, 4)),
+            np.zeros((1, 1, 2, 2, 2, 2)),
+        )
 
 
 def test_random_problems():
@@ -227,9 +318,20 @@ def test_random_problems():
         hi = tuple(int(v) for v in rng.integers(0, 4, nd))
         reach = [d * (kk - 1) + 1 for kk, d in zip(k, dil)]
         n = tuple(max(1, r - a - b) + int(rng.integers(0, 8)) for r, a, b in zip(reach, lo, hi))
-        spec = ConvSpec(in_shape=n, kernel_shape=k, batch=int(rng.integers(1, 3)), c_in=c_in,
-                        c_out=c_out, groups=groups, stride=stride, dilation=dil, pad_lo=lo,
-                        pad_hi=hi, flip=bool(rng.integers(0, 2)), dtype=dtype)
+        spec = ConvSpec(
+            in_shape=n,
+            kernel_shape=k,
+            batch=int(rng.integers(1, 3)),
+            c_in=c_in,
+            c_out=c_out,
+            groups=groups,
+            stride=stride,
+            dilation=dil,
+            pad_lo=lo,
+            pad_hi=hi,
+            flip=bool(rng.integers(0, 2)),
+            dtype=dtype,
+        )
         x = _rand(rng, spec.x_shape, dtype)
         w = _rand(rng, spec.w_shape, dtype)
         _check(spec, x, w)

@@ -47,7 +47,9 @@ SCIPY_ERRORS = [
 ]
 
 
-@pytest.mark.parametrize("fn,args,kw", SCIPY_ERRORS, ids=[f"{e[0]}-{i}" for i, e in enumerate(SCIPY_ERRORS)])
+@pytest.mark.parametrize(
+    "fn,args,kw", SCIPY_ERRORS, ids=[f"{e[0]}-{i}" for i, e in enumerate(SCIPY_ERRORS)]
+)
 def test_same_exception_as_scipy(fn, args, kw):
     with pytest.raises(Exception) as ref:
         getattr(ss, fn)(*args, **kw)

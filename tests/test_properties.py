@@ -28,15 +28,24 @@ MODES = st.sampled_from(["full", "same", "valid"])
 
 
 @_settings
-@given(problems(), MODES, st.sampled_from(["auto", "direct", "fft"]), st.sampled_from(["convolve", "correlate"]))
+@given(
+    problems(),
+    MODES,
+    st.sampled_from(["auto", "direct", "fft"]),
+    st.sampled_from(["convolve", "correlate"]),
+)
 def test_nd_matches_scipy(ab, mode, method, fn):
     _check(fn, *ab, mode=mode, method=method)
 
 
 @_settings
-@given(problems(max_ndim=2).filter(lambda ab: ab[0].ndim == 2), MODES,
-       st.sampled_from(["fill", "wrap", "symm"]), st.sampled_from([0, 3]),
-       st.sampled_from(["convolve2d", "correlate2d"]))
+@given(
+    problems(max_ndim=2).filter(lambda ab: ab[0].ndim == 2),
+    MODES,
+    st.sampled_from(["fill", "wrap", "symm"]),
+    st.sampled_from([0, 3]),
+    st.sampled_from(["convolve2d", "correlate2d"]),
+)
 def test_2d_matches_scipy(ab, mode, boundary, fill, fn):
     _check(fn, *ab, mode=mode, boundary=boundary, fillvalue=fill)
 

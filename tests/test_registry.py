@@ -27,19 +27,34 @@ SPECS = [
     # 2-D
     dict(in_shape=(23, 31), kernel_shape=(3, 3), pad_lo=1, pad_hi=1, flip=True),
     dict(in_shape=(16, 17), kernel_shape=(4, 5), pad_lo=(2, 1), pad_hi=(1, 3)),
-    dict(in_shape=(19, 13), kernel_shape=(3, 2), stride=(2, 3), dilation=(2, 1), pad_lo=2, pad_hi=0),
-    dict(in_shape=(12, 12), kernel_shape=(3, 3), batch=3, c_in=4, c_out=4, groups=4, pad_lo=1, pad_hi=1),
+    dict(
+        in_shape=(19, 13), kernel_shape=(3, 2), stride=(2, 3), dilation=(2, 1), pad_lo=2, pad_hi=0
+    ),
+    dict(
+        in_shape=(12, 12),
+        kernel_shape=(3, 3),
+        batch=3,
+        c_in=4,
+        c_out=4,
+        groups=4,
+        pad_lo=1,
+        pad_hi=1,
+    ),
     dict(in_shape=(10, 9), kernel_shape=(3, 3), batch=2, c_in=3, c_out=5, pad_lo=0, pad_hi=0),
     dict(in_shape=(5, 4), kernel_shape=(7, 6), pad_lo=(6, 5), pad_hi=(6, 5), flip=True),
     # 3-D
     dict(in_shape=(9, 8, 7), kernel_shape=(3, 2, 3), pad_lo=1, pad_hi=(1, 0, 1), flip=True),
-    dict(in_shape=(8, 9, 10), kernel_shape=(2, 3, 3), stride=2, dilation=(1, 2, 1), c_in=2, c_out=2),
+    dict(
+        in_shape=(8, 9, 10), kernel_shape=(2, 3, 3), stride=2, dilation=(1, 2, 1), c_in=2, c_out=2
+    ),
 ]
 DTYPES = [np.float32, np.float64, np.complex64, np.complex128, np.int64]
 
 
 def _spec_id(kw):
-    return ",".join(f"{k}={v}" for k, v in kw.items() if k != "flip") + (",flip" if kw.get("flip") else "")
+    return ",".join(f"{k}={v}" for k, v in kw.items() if k != "flip") + (
+        ",flip" if kw.get("flip") else ""
+    )
 
 
 def _inputs(spec: ConvSpec, rng, separable: bool):

@@ -149,7 +149,9 @@ def test_memory_layouts(order, rng):
 def test_convolve2d_boundaries(fn, dtype, s1, s2, rng):
     a = random_array(rng, s1, dtype)
     b = random_array(rng, s2, dtype)
-    for mode, boundary in itertools.product(MODES, ["fill", "pad", "wrap", "circular", "symm", "symmetric"]):
+    for mode, boundary in itertools.product(
+        MODES, ["fill", "pad", "wrap", "circular", "symm", "symmetric"]
+    ):
         for fill in (0, 2, -1.7):
             _check(fn, a, b, mode=mode, boundary=boundary, fillvalue=fill)
     if np.dtype(dtype).kind == "c":

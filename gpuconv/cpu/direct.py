@@ -289,8 +289,22 @@ def run(spec: ConvSpec, x: np.ndarray, w: np.ndarray) -> np.ndarray:
     numba.set_parallel_chunksize(CHUNKSIZE)
     try:
         core(
-            _as5(x, nd), _as5(w, nd), _as5(y, nd), spec.groups,
-            st[0], st[1], st[2], dl[0], dl[1], dl[2], pl[0], pl[1], pl[2], SEG, RB, NCHUNKS,
+            _as5(x, nd),
+            _as5(w, nd),
+            _as5(y, nd),
+            spec.groups,
+            st[0],
+            st[1],
+            st[2],
+            dl[0],
+            dl[1],
+            dl[2],
+            pl[0],
+            pl[1],
+            pl[2],
+            SEG,
+            RB,
+            NCHUNKS,
         )
     finally:
         numba.set_parallel_chunksize(old)
