@@ -46,9 +46,6 @@ CPU_CONSTANTS: dict[str, float] = {
     "overhead_separable": 40e-6,
 }
 
-_KIND = {"f": "f", "c": "c", "i": "i"}
-
-
 def _sfx(spec: ConvSpec) -> str:
     d = spec.dtype
     if d.kind == "i":
@@ -91,11 +88,10 @@ def _fft_work(shape: tuple[int, ...]) -> float:
 
 
 def fft_lengths(spec: ConvSpec) -> tuple[int, ...]:
-    """Transform lengths of the FFT algorithm: the padded input suffices for a correlation."""
-    from scipy.fft import next_fast_len
+    """Transform lengths the FFT algorithm will use (its own choice; scipy.fft only, no numba)."""
+    from .cpu import fft
 
-    real = not spec.is_complex
-    return tuple(next_fast_len(n, real) for n in spec.padded_shape)
+    return fft.plan_lengths(spec)
 
 
 def fft_cost(spec: ConvSpec, c: dict[str, float]) -> float:
@@ -109,27 +105,12 @@ def fft_cost(spec: ConvSpec, c: dict[str, float]) -> float:
     return c["overhead_fft"] + transforms * _fft_work(shape) * unit + product
 
 
-def overlap_add_block(n: int, reach: int, real: bool = True) -> int:
-    """Block (transform) length for one axis: the Lambert-W optimum of scipy's _calc_oa_lens."""
-    from scipy.fft import next_fast_len
-    from scipy.special import lambertw
-
-    overlap = reach - 1
-    if overlap < 1:
-        return next_fast_len(n, real)
-    opt = -overlap * lambertw(-1 / (2 * math.e * overlap), k=-1).real
-    return next_fast_len(max(math.ceil(opt), 2 * reach), real)
-
-
 def overlap_add_cost(spec: ConvSpec, c: dict[str, float]) -> float:
-    real = not spec.is_complex
-    blocks, shape = 1, []
-    for n, r in zip(spec.padded_shape, spec.reach):
-        b = overlap_add_block(n, r, real)
-        step = max(b - r + 1, 1)
-        blocks *= math.ceil((n - r + 1) / step)
-        shape.append(b)
-    shape = tuple(shape)
+    from .cpu import overlap_add
+
+    plan = overlap_add._plan(spec, not spec.is_complex)
+    blocks = prod(nb for _, _, nb in plan)
+    shape = tuple(lb for lb, _, _ in plan)
     cig = spec.c_in // spec.groups
     cog = spec.c_out // spec.groups
     unit = c[f"fft_nlogn_{_real_sfx(spec)}"] * (2.0 if spec.is_complex else 1.0)
