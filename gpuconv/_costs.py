@@ -14,30 +14,35 @@ from math import prod
 
 from ._spec import ConvSpec
 
-#: Rates of this project's reference CPU: a 2-core x86-64 machine with AVX2 (the CI machines),
-#: measured 2026-11-23 with bench/direct_cpu.py, bench/fft_cpu.py and bench/dispatch_cpu.py
-#: on 2048x2048 float32 images.  Units: seconds per unit of work.
+#: Rates of this project's reference CPU: a 2-core x86-64 machine with AVX-512 (the CI machines),
+#: fitted 2026-11-23 by bench/dispatch_cpu.py (measured time over estimate, median per
+#: algorithm, over 1-D/2-D/3-D float32/float64 problems and two CNN layers).  Units: seconds
+#: per unit of work.
 CPU_CONSTANTS: dict[str, float] = {
     # direct: seconds per real multiply-add (vectorised, all cores), by element kind
-    "direct_mac_f32": 1.0 / 24e9,
-    "direct_mac_f64": 1.0 / 12e9,
-    "direct_mac_c64": 4.0 / 24e9,
-    "direct_mac_c128": 4.0 / 12e9,
-    "direct_mac_i64": 1.0 / 4e9,
+    "direct_mac_f32": 1.0 / 100e9,
+    "direct_mac_f64": 1.0 / 55e9,
+    "direct_mac_c64": 4.0 / 100e9,
+    "direct_mac_c128": 4.0 / 55e9,
+    "direct_mac_i64": 1.0 / 16e9,
     # strided / dilated / 3-D problems leave the tuned 2-D path
-    "direct_generic_penalty": 3.0,
+    "direct_generic_penalty": 1.5,
+    # summing over input channels per output channel re-reads the input rows
+    "direct_channel_penalty": 6.0,
     # im2col: writing the column matrix (seconds per byte) and the GEMM (seconds per MAC)
-    "im2col_byte": 1.0 / 4e9,
+    "im2col_byte": 1.0 / 16e9,
     "gemm_mac_f32": 1.0 / 60e9,
     "gemm_mac_f64": 1.0 / 30e9,
     "gemm_mac_i64": 1.0 / 1.5e9,
     # FFT: seconds per real butterfly unit n*log2(n) of one real transform, all cores
-    "fft_nlogn_f32": 1.0 / 2.4e9,
-    "fft_nlogn_f64": 1.0 / 1.6e9,
+    "fft_nlogn_f32": 1.0 / 8e9,
+    "fft_nlogn_f64": 1.0 / 6e9,
+    # long 1-D transforms leave the cache more often than the rows of a 2-D one
+    "fft_1d_penalty": 1.8,
     # spectral product: seconds per complex multiply-add
-    "spectral_cmac": 1.0 / 1.5e9,
+    "spectral_cmac": 1.0 / 5e9,
     # streaming a buffer once (pad, copy, slice), seconds per byte
-    "stream_byte": 1.0 / 6e9,
+    "stream_byte": 1.0 / 20e9,
     # fixed cost of one call of an algorithm (python dispatch, thread start-up)
     "overhead_direct": 20e-6,
     "overhead_im2col": 40e-6,
@@ -66,6 +71,8 @@ def direct_cost(spec: ConvSpec, c: dict[str, float]) -> float:
     )
     if not tuned:
         t *= c["direct_generic_penalty"]
+    if spec.c_in // spec.groups > 1:
+        t *= c["direct_channel_penalty"]
     return c["overhead_direct"] + t + spec.min_bytes * c["stream_byte"]
 
 
@@ -100,6 +107,8 @@ def fft_cost(spec: ConvSpec, c: dict[str, float]) -> float:
     cog = spec.c_out // spec.groups
     transforms = spec.batch * spec.c_in + spec.c_out * cig + spec.batch * spec.c_out
     unit = c[f"fft_nlogn_{_real_sfx(spec)}"] * (2.0 if spec.is_complex else 1.0)
+    if spec.ndim == 1:
+        unit *= c["fft_1d_penalty"]
     n_freq = prod(shape) // (1 if spec.is_complex else 2)
     product = spec.batch * spec.groups * cig * cog * n_freq * c["spectral_cmac"]
     return c["overhead_fft"] + transforms * _fft_work(shape) * unit + product
@@ -114,6 +123,8 @@ def overlap_add_cost(spec: ConvSpec, c: dict[str, float]) -> float:
     cig = spec.c_in // spec.groups
     cog = spec.c_out // spec.groups
     unit = c[f"fft_nlogn_{_real_sfx(spec)}"] * (2.0 if spec.is_complex else 1.0)
+    if spec.ndim == 1:
+        unit *= c["fft_1d_penalty"]
     transforms = blocks * spec.batch * (spec.c_in + spec.c_out) + spec.c_out * cig
     n_freq = prod(shape) // (1 if spec.is_complex else 2)
     product = blocks * spec.batch * spec.groups * cig * cog * n_freq * c["spectral_cmac"]
