@@ -106,6 +106,8 @@ def _peers() -> dict[str, Callable]:
 
 
 def _time(fn: Callable[[], object], repeat: int) -> float:
+    # two warm-ups: compilation and FFT plans, then the allocator's first large mmaps
+    fn()
     fn()
     runs = []
     for _ in range(repeat):
