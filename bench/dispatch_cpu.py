@@ -13,11 +13,11 @@ which that algorithm's constants in gpuconv/_costs.py are off on this machine.
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
 
 from gpuconv import dispatch
+from gpuconv._bench import _time
 from gpuconv._spec import ConvSpec
 
 SKIP = 30.0
@@ -57,16 +57,6 @@ def grid(quick: bool):
     return problems[::3] if quick else problems
 
 
-def measure(fn, repeat):
-    fn()
-    runs = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        runs.append(time.perf_counter() - t0)
-    return float(np.median(runs))
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
@@ -89,7 +79,7 @@ def main():
             fn = lambda name=name: dispatch.execute(spec, x, w, name)  # noqa: E731
             err = float(np.abs(fn() - ref).max())
             assert err <= tol, (name, spec, err)
-            times[name] = measure(fn, args.repeat)
+            times[name] = _time(fn, args.repeat) / 1e3
             ratios.setdefault(name, []).append(times[name] / est)
         fastest = min(times, key=times.get)
         regret = times[plan.algorithm] / times[fastest] if plan.algorithm in times else float("nan")

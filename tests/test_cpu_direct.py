@@ -9,39 +9,9 @@ import pytest
 
 from gpuconv._spec import COMPUTE_DTYPES, ConvSpec
 from gpuconv.cpu import direct
-from tests.reference import reference as _reference
+from tests.reference import reference
 
 DTYPES = [np.dtype(d) for d in COMPUTE_DTYPES]
-
-
-def reference(spec: ConvSpec, x, w):
-    """tests.reference.reference, or for 3-D an equivalent sum of 2-D references over the
-    kernel's depth (the shared reference's einsum letters collide for 3 spatial axes)."""
-    if spec.ndim < 3:
-        return _reference(spec, x, w)
-    wide = np.complex128 if spec.is_complex else np.float64
-    if spec.dtype == np.int64:
-        wide = np.int64
-    xp = spec.padded_input(np.asarray(x, dtype=wide))
-    wt = np.asarray(spec.kernel_for_correlation(w), dtype=wide)
-    sd, dd = spec.stride[0], spec.dilation[0]
-    od_n = spec.out_shape[0]
-    sub = ConvSpec(
-        in_shape=xp.shape[3:],
-        kernel_shape=spec.kernel_shape[1:],
-        batch=spec.batch,
-        c_in=spec.c_in,
-        c_out=spec.c_out,
-        groups=spec.groups,
-        stride=spec.stride[1:],
-        dilation=spec.dilation[1:],
-        dtype=spec.dtype,
-    )
-    out = np.zeros(spec.y_shape, dtype=wide)
-    for od in range(od_n):
-        for kd in range(spec.kernel_shape[0]):
-            out[:, :, od] += _reference(sub, xp[:, :, od * sd + kd * dd], wt[:, :, kd])
-    return out
 
 
 def _rand(rng, shape, dtype):

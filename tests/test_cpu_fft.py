@@ -25,11 +25,7 @@ def small_blocks(monkeypatch):
 
 
 def taps_reference(spec: ConvSpec, x: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """A second plain reference (a loop over kernel taps) for any number of spatial axes.
-
-    tests.reference.reference names its einsum axes with letters that collide with the channel
-    letter 'c' for 3 or more spatial axes, so it is used for 1-D/2-D only.
-    """
+    """A second plain reference (a loop over kernel taps), checked against tests.reference."""
     wide = (
         np.complex128 if spec.is_complex else (np.int64 if spec.dtype == np.int64 else np.float64)
     )
@@ -51,7 +47,7 @@ def taps_reference(spec: ConvSpec, x: np.ndarray, w: np.ndarray) -> np.ndarray:
 
 
 def ref(spec, x, w):
-    return reference(spec, x, w) if spec.ndim < 3 else taps_reference(spec, x, w)
+    return reference(spec, x, w)
 
 
 def make_inputs(spec: ConvSpec, seed: int, noncontig: bool = False):

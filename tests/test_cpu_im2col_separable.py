@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from numpy.lib.stride_tricks import sliding_window_view
 
 from gpuconv._spec import ConvSpec
 from gpuconv.cpu import im2col, separable
@@ -18,37 +17,8 @@ ALL_DTYPES = [np.float32, np.float64, np.complex64, np.complex128, np.int64]
 FLOAT_DTYPES = ALL_DTYPES[:4]
 
 
-def _reference_nd(spec: ConvSpec, x, w):
-    """tests.reference.reference with einsum letters that cannot collide.
-
-    tests/reference.py names spatial axes "abc..." and the channel axis "c", so for ndim >= 3 its
-    einsum fails; until it is fixed, ndim >= 3 uses this copy with distinct letters.
-    """
-    wide = np.complex128 if spec.is_complex else np.float64
-    if spec.dtype == np.int64:
-        wide = np.int64
-    xp = spec.padded_input(np.asarray(x, dtype=wide))
-    wt = np.asarray(spec.kernel_for_correlation(w), dtype=wide)
-    nd = spec.ndim
-    win = sliding_window_view(xp, spec.reach, axis=tuple(range(2, 2 + nd)))
-    win = win[(slice(None), slice(None)) + tuple(slice(None, None, s) for s in spec.stride)]
-    win = win[(Ellipsis,) + tuple(slice(None, None, d) for d in spec.dilation)]
-    win = win[(slice(None), slice(None)) + tuple(slice(0, o) for o in spec.out_shape)]
-    g = spec.groups
-    cig, cog = spec.c_in // g, spec.c_out // g
-    out = np.empty(spec.y_shape, dtype=wide)
-    sp, tp = "defghjkl"[:nd], "pqrstuvw"[:nd]
-    for gi in range(g):
-        out[:, gi * cog : (gi + 1) * cog] = np.einsum(
-            f"nc{sp}{tp},oc{tp}->no{sp}",
-            win[:, gi * cig : (gi + 1) * cig],
-            wt[gi * cog : (gi + 1) * cog],
-        )
-    return out
-
-
 def ref(spec, x, w):
-    return reference(spec, x, w) if spec.ndim < 3 else _reference_nd(spec, x, w)
+    return reference(spec, x, w)
 
 
 def _rand(rng, shape, dtype):
