@@ -90,7 +90,28 @@ DIRECT_DTYPES = ("f32", "f64", "c64", "c128", "i64")
 SPECTRAL_DTYPES = ("c64", "c128")
 
 #: kernel name prefixes whose ptxas report must show no spill and no stack frame.
-HOT_KERNEL_PREFIXES = ("direct2d_", "spectral_")
+HOT_KERNEL_PREFIXES = ("direct2d_", "spectral_", "im2col_", "col2im_")
+
+
+# ---- im2col / col2im (kernels_cuda/im2col.cu) --------------------------------------------------
+#: threads per block (along the output positions of one column row / the elements of one plane).
+IM2COL_BLOCK = 256
+IM2COL_DTYPES = DIRECT_DTYPES
+
+
+def generic_defines() -> dict:
+    """The ``#define``s of the generic N-d direct kernels."""
+    return {"DIRECT_GENERIC_ONLY": 1, "GENERIC_BLOCK": GENERIC_BLOCK}
+
+
+def spectral_defines() -> dict:
+    """The ``#define``s of the spectral product kernels."""
+    return {"CO_PER_THREAD": CO_PER_THREAD, "SPECTRAL_BLOCK": SPECTRAL_BLOCK}
+
+
+def im2col_defines() -> dict:
+    """The ``#define``s of the im2col / col2im kernels."""
+    return {"IM2COL_BLOCK": IM2COL_BLOCK}
 
 
 def variants() -> list[tuple[str, dict, list[str]]]:
@@ -98,18 +119,13 @@ def variants() -> list[tuple[str, dict, list[str]]]:
     out = []
     for k in FAST2D_SIZES:
         out.append(("direct.cu", fast2d_defines(k, k), [f"direct2d_{s}" for s in DIRECT_DTYPES]))
+    out.append(("direct.cu", generic_defines(), [f"direct3d_generic_{s}" for s in DIRECT_DTYPES]))
+    out.append(("spectral.cu", spectral_defines(), [f"spectral_{s}" for s in SPECTRAL_DTYPES]))
     out.append(
         (
-            "direct.cu",
-            {"DIRECT_GENERIC_ONLY": 1, "GENERIC_BLOCK": GENERIC_BLOCK},
-            [f"direct3d_generic_{s}" for s in DIRECT_DTYPES],
-        )
-    )
-    out.append(
-        (
-            "spectral.cu",
-            {"CO_PER_THREAD": CO_PER_THREAD, "SPECTRAL_BLOCK": SPECTRAL_BLOCK},
-            [f"spectral_{s}" for s in SPECTRAL_DTYPES],
+            "im2col.cu",
+            im2col_defines(),
+            [f"{k}_{s}" for k in ("im2col", "col2im") for s in IM2COL_DTYPES],
         )
     )
     return out

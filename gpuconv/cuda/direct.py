@@ -1,0 +1,182 @@
+"""Direct (spatial-domain) correlation on the GPU: kernels_cuda/direct.cu through CuPy.
+
+Two kernels:
+
+* ``direct2d_<dtype>`` (fast 2-D path): 2-D problems with stride 1, dilation 1, a square k x k
+  kernel with k in ``_build.FAST2D_SIZES``, and one input channel per output channel (a single
+  channel, or depthwise: ``groups == c_in == c_out``).  Every (n, c) plane is one ``blockIdx.z``
+  item (grid-strided past 65535).  One shared filter (single channel) goes to the module's
+  ``__constant__ c_filter`` (the ``w`` argument is then NULL); depthwise filters go through the
+  pointer argument (plane p uses filter ``p % channels``).  The host flips the filter for
+  convolution, so the kernel always correlates.
+* ``direct3d_generic_<dtype>`` (everything else with 1-3 spatial axes): stride, dilation, padding,
+  groups, batch, channels, flip; one thread per output.
+
+Both read the zero padding at load time (no padded copy) and sum int64 exactly (wrapping like
+NumPy).  ``run(spec, x, w, out=None)`` takes CuPy arrays of ``spec.dtype`` and returns a CuPy
+array (``out`` when given) written on the current stream.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from gpuconv._spec import ConvSpec
+from gpuconv.cuda import _build, _loader
+
+SOURCE = "direct.cu"
+#: grid.x of the generic kernel is capped so that ``s + gridDim.x * blockDim.x`` stays in int32.
+_GENERIC_MAX_GRID_X = (1 << 30) // _build.GENERIC_BLOCK
+#: outputs (or input elements) of one plane must stay under this (32-bit in-plane indices).
+MAX_PLANE = 1 << 30
+_INT_MAX = 2**31 - 1
+
+
+def suffix(spec: ConvSpec) -> str:
+    return _build.DTYPE_SUFFIX[spec.dtype.name]
+
+
+def supports(spec: ConvSpec) -> str | None:
+    """None when one of the two kernels solves ``spec``, else why not."""
+    if spec.ndim > 3:
+        return f"{spec.ndim} spatial axes; the GPU direct kernels handle 1 to 3"
+    if spec.dtype.name not in _build.DTYPE_SUFFIX:
+        return f"dtype {spec.dtype} has no GPU kernel"
+    if math.prod(spec.out_shape) > MAX_PLANE:
+        return f"{math.prod(spec.out_shape)} outputs per plane (limit {MAX_PLANE})"
+    if spec.batch * spec.c_out > _INT_MAX or spec.batch * spec.c_in > _INT_MAX:
+        return "batch * channels exceeds 2**31 - 1"
+    big = (
+        *spec.in_shape, *spec.out_shape, *spec.pad_lo, *spec.pad_hi,
+        *(s * o for s, o in zip(spec.stride, spec.out_shape)), *spec.reach,
+    )  # fmt: skip
+    if max(big) > _INT_MAX // 2:
+        return "a spatial size or padding exceeds the kernels' 32-bit index range"
+    return None
+
+
+def fast2d_reason(spec: ConvSpec) -> str | None:
+    """None when the fast 2-D kernel applies to ``spec``, else why not (used for the choice)."""
+    if spec.ndim != 2:
+        return "not 2-D"
+    if spec.stride != (1, 1) or spec.dilation != (1, 1):
+        return "stride or dilation is not 1"
+    kh, kw = spec.kernel_shape
+    if _build.fast2d_variant(kh, kw) is None:
+        return f"no compiled {kh}x{kw} variant (sizes {_build.FAST2D_SIZES})"
+    if spec.c_in // spec.groups != 1 or spec.c_out // spec.groups != 1:
+        return "not single-channel or depthwise (needs c_in == c_out == groups)"
+    oh, ow = spec.out_shape
+    if -(-oh // _build.TILE_H) > 65535:
+        return f"{oh} output rows exceed grid.y * TILE_H"
+    h, w = spec.in_shape
+    if h * w > MAX_PLANE:
+        return "plane too large"
+    return None
+
+
+def _check_out(spec: ConvSpec, out, cp):
+    if out is None:
+        return cp.empty(spec.y_shape, dtype=spec.dtype)
+    if not isinstance(out, cp.ndarray):
+        raise TypeError(
+            f"out must be a CuPy array, got {type(out).__module__}.{type(out).__name__}"
+        )
+    if tuple(out.shape) != spec.y_shape or out.dtype != spec.dtype:
+        raise ValueError(
+            f"out has shape {tuple(out.shape)} and dtype {out.dtype}; the problem needs "
+            f"{spec.y_shape} and {spec.dtype}"
+        )
+    if not out.flags.c_contiguous:
+        raise ValueError("out must be C-contiguous")
+    return out
+
+
+def _inputs(spec: ConvSpec, x, w, cp):
+    if tuple(x.shape) != spec.x_shape or tuple(w.shape) != spec.w_shape:
+        raise ValueError(
+            f"x {tuple(x.shape)} / w {tuple(w.shape)} do not match {spec.x_shape} / {spec.w_shape}"
+        )
+    x = cp.ascontiguousarray(cp.asarray(x, dtype=spec.dtype))
+    w = cp.ascontiguousarray(cp.asarray(w, dtype=spec.dtype))
+    return x, w
+
+
+def run(spec: ConvSpec, x, w, out=None):
+    """y of the canonical problem for CuPy arrays ``x``, ``w`` (into ``out`` when given)."""
+    reason = supports(spec)
+    if reason is not None:
+        raise ValueError(f"the GPU direct kernels cannot solve this problem: {reason}")
+    from gpuconv._arrays import require_cupy
+
+    cp = require_cupy()
+    x, w = _inputs(spec, x, w, cp)
+    y = _check_out(spec, out, cp)
+    if fast2d_reason(spec) is None:
+        _run_fast2d(spec, x, w, y, cp)
+    else:
+        _run_generic(spec, x, w, y, cp)
+    return y
+
+
+def _run_fast2d(spec: ConvSpec, x, w, y, cp) -> None:
+    s = suffix(spec)
+    kh, kw = spec.kernel_shape
+    defines = _build.fast2d_defines(kh, kw)
+    kern = _loader.get_function(SOURCE, f"direct2d_{s}", defines)
+    # w~: the correlation filter (flipped on both axes for convolution), contiguous
+    wt = cp.ascontiguousarray(w[:, :, ::-1, ::-1] if spec.flip else w)
+    channels = spec.c_in  # == c_out == groups (or 1)
+    planes = spec.batch * channels
+    h, wd = spec.in_shape
+    oh, ow = spec.out_shape
+    if channels == 1 and _build.filter_in_constant(kh * kw, s):
+        module = _loader.get_module(SOURCE, defines)
+        _loader.set_constant(module, "c_filter", wt)
+        wptr = None  # NULL: the kernel reads c_filter
+    else:
+        wptr = wt
+    grid, block = _build.fast2d_launch(s, oh, ow, planes)
+    args = (
+        x, wptr, y, np.int64(planes), np.int32(h), np.int32(wd), np.int32(oh), np.int32(ow),
+        np.int32(spec.pad_lo[0]), np.int32(spec.pad_lo[1]), np.int32(channels),
+    )  # fmt: skip
+    _loader.launch(kern, grid, block, args)
+
+
+def _pad3(t, fill):
+    return (fill,) * (3 - len(t)) + tuple(t)
+
+
+def generic_launch(spec: ConvSpec):
+    """(grid, block) of ``direct3d_generic_*`` for ``spec``."""
+    spatial = math.prod(spec.out_shape)
+    planes = spec.batch * spec.c_out
+    b = _build.GENERIC_BLOCK
+    grid = (max(1, min(-(-spatial // b), _GENERIC_MAX_GRID_X)), max(1, min(planes, 65535)), 1)
+    return grid, (b, 1, 1)
+
+
+def generic_args(spec: ConvSpec, x, w, y) -> tuple:
+    """The argument tuple of ``direct3d_generic_*`` (int32 scalars, 1-D/2-D padded to 3-D)."""
+    d, h, wd = _pad3(spec.in_shape, 1)
+    od, oh, ow = _pad3(spec.out_shape, 1)
+    kd, kh, kw = _pad3(spec.kernel_shape, 1)
+    sd, sh, sw = _pad3(spec.stride, 1)
+    dd, dh, dw = _pad3(spec.dilation, 1)
+    pd, ph, pw = _pad3(spec.pad_lo, 0)
+    ints = (
+        spec.batch, spec.c_in, spec.c_out, spec.groups, d, h, wd, od, oh, ow, kd, kh, kw,
+        sd, sh, sw, dd, dh, dw, pd, ph, pw, int(spec.flip),
+    )  # fmt: skip
+    return (x, w, y) + tuple(np.int32(v) for v in ints)
+
+
+def _run_generic(spec: ConvSpec, x, w, y, cp) -> None:
+    s = suffix(spec)
+    defines = _build.generic_defines()
+    kern = _loader.get_function(SOURCE, f"direct3d_generic_{s}", defines)
+    grid, block = generic_launch(spec)
+    _loader.launch(kern, grid, block, generic_args(spec, x, w, y))

@@ -1,0 +1,171 @@
+"""im2col + GEMM on the GPU: kernels_cuda/im2col.cu builds the column matrix, cuBLAS multiplies.
+
+For a chunk of ``nb`` batch items, ``im2col_<dtype>`` writes ``col`` of shape
+``(nb, groups, Cig*K, P)`` (K taps, P outputs per plane; zero padding read at load time), and one
+batched ``cupy.matmul`` of the correlation kernel ``W~ (groups, Cog, Cig*K)`` with it gives
+``(nb, groups, Cog, P)``, which is y's own layout for those items.  A 1 x ... x 1 kernel with
+stride 1 and no padding skips im2col (``col`` is ``x`` itself).  The batch is chunked so that
+``col`` stays under :data:`WORKSPACE_BUDGET` (at least one item per chunk, whatever its size).
+
+float32 / float64 / complex64 / complex128 multiply through cuBLAS (CuPy uses TF32 for float32 only
+when ``CUPY_TF32=1`` is set: left off, results are plain float32 GEMM); int64 through CuPy's own
+integer matmul (exact, wrapping like NumPy; not cuBLAS).
+
+:func:`col2im` (the adjoint: sums columns back onto the input grid) is here for backward-data
+passes.  ``run(spec, x, w, out=None)`` takes CuPy arrays of ``spec.dtype``, returns a CuPy array.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from gpuconv._spec import ConvSpec
+from gpuconv.cuda import _build, _loader
+
+SOURCE = "im2col.cu"
+#: bytes of column matrix a call keeps alive at once (one batch chunk), roughly.
+WORKSPACE_BUDGET: int = 1 << 30
+MAX_PLANE = 1 << 30
+_INT_MAX = 2**31 - 1
+
+
+def supports(spec: ConvSpec) -> str | None:
+    """None when the kernels' index ranges hold, else why not."""
+    if spec.ndim > 3:
+        return f"{spec.ndim} spatial axes; the im2col kernel handles 1 to 3"
+    P = math.prod(spec.out_shape)
+    if P > MAX_PLANE or math.prod(spec.in_shape) > MAX_PLANE:
+        return "a plane has 2**30 or more elements"
+    big = (
+        *spec.in_shape, *spec.pad_lo, *spec.pad_hi, *spec.reach,
+        *(s * o for s, o in zip(spec.stride, spec.out_shape)),
+    )  # fmt: skip
+    if max(big) > _INT_MAX // 2:
+        return "a spatial size or padding exceeds the kernel's 32-bit index range"
+    if math.prod(spec.kernel_shape) * (spec.c_in // spec.groups) > _INT_MAX:
+        return "the GEMM's inner dimension exceeds 2**31 - 1"
+    return None
+
+
+def _pad3(t, fill):
+    return (fill,) * (3 - len(t)) + tuple(t)
+
+
+def geometry_args(spec: ConvSpec) -> tuple:
+    """The 18 int32 geometry arguments shared by im2col / col2im (D..OW, kd.., sd.., dd.., pd..)."""
+    vals = (
+        *_pad3(spec.in_shape, 1), *_pad3(spec.out_shape, 1), *_pad3(spec.kernel_shape, 1),
+        *_pad3(spec.stride, 1), *_pad3(spec.dilation, 1), *_pad3(spec.pad_lo, 0),
+    )  # fmt: skip
+    return tuple(np.int32(v) for v in vals)
+
+
+def im2col_launch(rows: int, P: int):
+    b = _build.IM2COL_BLOCK
+    return (max(1, min(-(-P // b), (1 << 30) // b)), max(1, min(rows, 65535)), 1), (b, 1, 1)
+
+
+def col2im_launch(planes: int, n_in: int):
+    b = _build.IM2COL_BLOCK
+    return (max(1, min(-(-n_in // b), (1 << 30) // b)), max(1, min(planes, 65535)), 1), (b, 1, 1)
+
+
+def batch_chunk(spec: ConvSpec, budget: int | None = None) -> int:
+    budget = WORKSPACE_BUDGET if budget is None else budget
+    per_item = (
+        spec.c_in * math.prod(spec.kernel_shape) * math.prod(spec.out_shape) * spec.dtype.itemsize
+    )
+    return max(1, min(spec.batch, budget // max(per_item, 1)))
+
+
+def is_pointwise(spec: ConvSpec) -> bool:
+    """A kernel of one tap, stride 1, no padding: the column matrix is x itself."""
+    return (
+        math.prod(spec.kernel_shape) == 1
+        and all(s == 1 for s in spec.stride)
+        and not any(spec.pad_lo)
+        and not any(spec.pad_hi)
+    )
+
+
+def _kernel(name: str, spec: ConvSpec):
+    s = _build.DTYPE_SUFFIX[spec.dtype.name]
+    return _loader.get_function(SOURCE, f"{name}_{s}", _build.im2col_defines())
+
+
+def im2col(spec: ConvSpec, x, col=None):
+    """The column matrix (nb, c_in, K, P) of the CuPy batch chunk ``x`` (nb, c_in, *in_shape)."""
+    from gpuconv._arrays import require_cupy
+
+    cp = require_cupy()
+    nb = x.shape[0]
+    K = math.prod(spec.kernel_shape)
+    P = math.prod(spec.out_shape)
+    shape = (nb, spec.c_in, K, P)
+    if col is None:
+        col = cp.empty(shape, dtype=spec.dtype)
+    elif tuple(col.shape) != shape or col.dtype != spec.dtype or not col.flags.c_contiguous:
+        raise ValueError(f"col must be a C-contiguous {spec.dtype} array of shape {shape}")
+    rows = nb * spec.c_in * K
+    grid, block = im2col_launch(rows, P)
+    args = (x, col, np.int64(rows)) + geometry_args(spec)
+    _loader.launch(_kernel("im2col", spec), grid, block, args)
+    return col
+
+
+def col2im(spec: ConvSpec, col, out=None):
+    """The adjoint of :func:`im2col`: ``col`` (nb, c_in, K, P) summed back to (nb, c_in, *in_shape)."""
+    from gpuconv._arrays import require_cupy
+
+    cp = require_cupy()
+    col = cp.ascontiguousarray(col)
+    nb = col.shape[0]
+    shape = (nb, spec.c_in) + spec.in_shape
+    if out is None:
+        out = cp.empty(shape, dtype=spec.dtype)
+    elif tuple(out.shape) != shape or out.dtype != spec.dtype or not out.flags.c_contiguous:
+        raise ValueError(f"out must be a C-contiguous {spec.dtype} array of shape {shape}")
+    planes = nb * spec.c_in
+    grid, block = col2im_launch(planes, math.prod(spec.in_shape))
+    args = (col, out, np.int64(planes)) + geometry_args(spec)
+    _loader.launch(_kernel("col2im", spec), grid, block, args)
+    return out
+
+
+def run(spec: ConvSpec, x, w, out=None):
+    """y of the canonical problem for CuPy arrays ``x``, ``w`` (into ``out`` when given)."""
+    reason = supports(spec)
+    if reason is not None:
+        raise ValueError(f"the GPU im2col path cannot solve this problem: {reason}")
+    from gpuconv._arrays import require_cupy
+    from gpuconv.cuda.direct import _check_out, _inputs
+
+    cp = require_cupy()
+    x, w = _inputs(spec, x, w, cp)
+    y = _check_out(spec, out, cp) if out is not None else None
+    g = spec.groups
+    cig, cog = spec.c_in // g, spec.c_out // g
+    K = math.prod(spec.kernel_shape)
+    P = math.prod(spec.out_shape)
+    wt = cp.ascontiguousarray(spec.kernel_for_correlation(w)).reshape(1, g, cog, cig * K)
+    bc = batch_chunk(spec)
+    pointwise = is_pointwise(spec)
+    col = None
+    for b0 in range(0, spec.batch, bc):
+        xb = x[b0 : b0 + bc]
+        nb = xb.shape[0]
+        if pointwise:
+            cb = xb.reshape(nb, g, cig, P)
+        else:
+            if col is None or col.shape[0] != nb:
+                col = cp.empty((nb, spec.c_in, K, P), dtype=spec.dtype)
+            cb = im2col(spec, xb, col).reshape(nb, g, cig * K, P)
+        yb = cp.matmul(wt, cb).reshape((nb, spec.c_out) + spec.out_shape)  # (nb, g, cog, P)
+        if y is None and nb == spec.batch:
+            return cp.ascontiguousarray(yb, dtype=spec.dtype)  # one chunk: no extra copy
+        if y is None:
+            y = _check_out(spec, None, cp)
+        y[b0 : b0 + nb] = yb
+    return y

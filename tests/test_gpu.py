@@ -1,0 +1,193 @@
+"""GPU algorithms (gpuconv.cuda.*) against tests/reference.py and the CPU algorithms, on a device.
+
+Every test takes the ``device`` fixture, which skips with the reason when CuPy or a CUDA device is
+missing; all are marked ``gpu`` (run them with ``python -m pytest -m gpu tests/test_gpu.py`` or
+``ci/gpu-check``).  Outputs are poisoned (NaN, or a sentinel for int64) and passed as ``out=`` so
+an element a kernel never writes fails the comparison.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import numpy as np
+import pytest
+
+from gpuconv._spec import ConvSpec
+from gpuconv.cuda import _build
+from tests.conftest import assert_conv_equal, random_array
+from tests.reference import reference
+
+pytestmark = pytest.mark.gpu
+
+ALGORITHMS = ["direct", "fft", "im2col"]
+DTYPES = [np.float32, np.float64, np.complex64, np.complex128, np.int64]
+SENTINEL = np.iinfo(np.int64).min + 7
+
+SPECS = [
+    # 1-D
+    dict(in_shape=(17,), kernel_shape=(4,), batch=3, c_in=2, c_out=3, pad_lo=3, pad_hi=1, flip=True),
+    dict(in_shape=(5,), kernel_shape=(9,), pad_lo=6, pad_hi=6),
+    dict(in_shape=(1000,), kernel_shape=(31,), stride=3, dilation=2, pad_lo=20, pad_hi=5),
+    # 2-D fast path: every compiled size, single channel (constant filter) and depthwise
+    *[dict(in_shape=(45, 67), kernel_shape=(k, k), pad_lo=k // 2, pad_hi=(k - 1) // 2, flip=True)
+      for k in _build.FAST2D_SIZES],
+    dict(in_shape=(40, 64), kernel_shape=(5, 5), batch=2, c_in=3, c_out=3, groups=3),
+    dict(in_shape=(33, 32), kernel_shape=(3, 3), pad_lo=(0, 2), pad_hi=(4, 0)),  # vector loads
+    dict(in_shape=(9, 11), kernel_shape=(7, 7), pad_lo=9, pad_hi=9),  # padding wider than x
+    # 2-D generic: sizes with no variant, stride, dilation, groups, channels
+    dict(in_shape=(20, 21), kernel_shape=(6, 6), pad_lo=3, pad_hi=2, flip=True),
+    dict(in_shape=(30, 31), kernel_shape=(17, 17), pad_lo=8, pad_hi=8),
+    dict(in_shape=(6, 7), kernel_shape=(2, 3), batch=2, c_in=2, c_out=4, groups=2),
+    dict(in_shape=(10, 9), kernel_shape=(3, 2), stride=(2, 1), dilation=(1, 2), pad_lo=2),
+    dict(in_shape=(14, 14), kernel_shape=(3, 3), batch=2, c_in=8, c_out=6, pad_lo=1, pad_hi=1),
+    dict(in_shape=(6, 5), kernel_shape=(1, 1), batch=2, c_in=4, c_out=6, groups=2),
+    # 3-D
+    dict(in_shape=(5, 6, 4), kernel_shape=(2, 3, 2), c_in=2, c_out=2, stride=(1, 2, 1), pad_lo=1),
+    dict(in_shape=(8, 9, 10), kernel_shape=(3, 3, 3), batch=2, pad_lo=1, pad_hi=1, flip=True),
+]  # fmt: skip
+
+
+def _ids(d):
+    return ",".join(f"{k}={v}" for k, v in d.items())
+
+
+def _poisoned(cp, spec):
+    fill = SENTINEL if spec.dtype.kind == "i" else np.nan
+    return cp.full(spec.y_shape, fill, dtype=spec.dtype)
+
+
+def _inputs(rng, spec):
+    return random_array(rng, spec.x_shape, spec.dtype), random_array(rng, spec.w_shape, spec.dtype)
+
+
+def _check(name, spec, rng, compare_cpu=True):
+    import cupy as cp
+
+    mod = importlib.import_module(f"gpuconv.cuda.{name}")
+    reason = mod.supports(spec)
+    if reason is not None:
+        pytest.skip(reason)
+    x, w = _inputs(rng, spec)
+    out = _poisoned(cp, spec)
+    y = mod.run(spec, cp.asarray(x), cp.asarray(w), out=out)
+    assert y is out
+    got = cp.asnumpy(y)
+    want = reference(spec, x, w).astype(spec.dtype)
+    assert_conv_equal(got, want, x, w)
+    if compare_cpu:
+        cpu = importlib.import_module(f"gpuconv.cpu.{name}")
+        if cpu.supports(spec) is None:
+            assert_conv_equal(got, np.asarray(cpu.run(spec, x, w)).astype(spec.dtype), x, w)
+    # and without out=
+    y2 = mod.run(spec, cp.asarray(x), cp.asarray(w))
+    assert isinstance(y2, cp.ndarray) and y2.dtype == spec.dtype
+    assert_conv_equal(cp.asnumpy(y2), want, x, w)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("kw", SPECS, ids=_ids)
+@pytest.mark.parametrize("name", ALGORITHMS)
+def test_gpu_matches_reference_and_cpu(device, rng, name, kw, dtype):
+    _check(name, ConvSpec(dtype=dtype, **kw), rng, compare_cpu=dtype in (np.float64, np.int64))
+
+
+@pytest.mark.parametrize("name", ALGORITHMS)
+def test_gpu_chunked_batches(device, rng, name, monkeypatch):
+    mod = importlib.import_module(f"gpuconv.cuda.{name}")
+    for attr in ("MEMORY_BUDGET", "WORKSPACE_BUDGET"):
+        if hasattr(mod, attr):
+            monkeypatch.setattr(mod, attr, 1)
+    spec = ConvSpec(in_shape=(12, 13), kernel_shape=(3, 3), batch=5, c_in=2, c_out=3, pad_lo=1,
+                    dtype=np.float64)  # fmt: skip
+    _check(name, spec, rng, compare_cpu=False)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.complex128])
+def test_direct_many_planes_grid_strided(device, rng, dtype):
+    # more than 65535 planes: blockIdx.z (fast) / blockIdx.y (generic) stride over them
+    fast = ConvSpec(in_shape=(4, 5), kernel_shape=(3, 3), batch=66000, pad_lo=1, dtype=dtype)
+    generic = ConvSpec(in_shape=(4, 5), kernel_shape=(2, 2), batch=33000, c_out=2, stride=2,
+                       dtype=dtype)  # fmt: skip
+    _check("direct", fast, rng, compare_cpu=False)
+    _check("direct", generic, rng, compare_cpu=False)
+
+
+def test_direct_constant_filter_is_updated_between_calls(device, rng):
+    """Two single-channel problems back to back (same module, different filters, no sync)."""
+    import cupy as cp
+
+    from gpuconv.cuda import direct
+
+    spec = ConvSpec(in_shape=(50, 64), kernel_shape=(5, 5), pad_lo=2, pad_hi=2, dtype=np.float32)
+    x = random_array(rng, spec.x_shape, spec.dtype)
+    ws = [random_array(rng, spec.w_shape, spec.dtype) for _ in range(3)]
+    xd = cp.asarray(x)
+    ys = [direct.run(spec, xd, cp.asarray(w)) for w in ws]
+    for w, y in zip(ws, ys):
+        assert_conv_equal(cp.asnumpy(y), reference(spec, x, w).astype(spec.dtype), x, w)
+
+
+@pytest.mark.parametrize("name", ALGORITHMS)
+def test_gpu_on_a_non_default_stream(device, rng, name):
+    import cupy as cp
+
+    mod = importlib.import_module(f"gpuconv.cuda.{name}")
+    spec = ConvSpec(in_shape=(64, 64), kernel_shape=(7, 7), pad_lo=3, pad_hi=3, dtype=np.float32)
+    x, w = _inputs(rng, spec)
+    s = cp.cuda.Stream(non_blocking=True)
+    with s:
+        y = mod.run(spec, cp.asarray(x), cp.asarray(w), out=_poisoned(cp, spec))
+    s.synchronize()
+    assert_conv_equal(cp.asnumpy(y), reference(spec, x, w).astype(spec.dtype), x, w)
+
+
+def test_col2im_is_the_adjoint_of_im2col(device, rng):
+    import cupy as cp
+
+    from gpuconv.cuda import im2col
+
+    spec = ConvSpec(in_shape=(9, 10), kernel_shape=(3, 2), batch=2, c_in=3, stride=(2, 1),
+                    dilation=(1, 2), pad_lo=1, pad_hi=2)  # fmt: skip
+    x = cp.asarray(rng.standard_normal(spec.x_shape))
+    col = im2col.im2col(spec, x)
+    c = cp.asarray(rng.standard_normal(col.shape))
+    back = im2col.col2im(spec, c, out=cp.full(spec.x_shape, np.nan))
+    assert not bool(cp.isnan(back).any())
+    lhs, rhs = float(cp.vdot(col, c)), float(cp.vdot(x, back))
+    assert np.isclose(lhs, rhs, rtol=1e-12, atol=1e-9)
+
+
+def test_mixed_inputs_raise(device):
+    import cupy as cp
+
+    from gpuconv._arrays import array_module
+
+    with pytest.raises(TypeError, match="cupy.asarray"):
+        array_module(np.zeros(3), cp.zeros(3))
+    assert array_module(cp.zeros(3), cp.ones(2)) == "cupy"
+
+
+def test_broken_kernel_source_names_kernel_and_options(device, tmp_path):
+    from gpuconv.cuda import _loader
+
+    (tmp_path / "broken.cu").write_text(
+        '#include "common.cuh"\nextern "C" __global__ void broken_k(float* p) { p[0] = nope; }\n'
+    )
+    (tmp_path / "common.cuh").write_text("#pragma once\n")
+    with pytest.raises(_loader.KernelCompileError) as e:
+        _loader.get_function("broken.cu", "broken_k", {"SOME_DEFINE": 3}, directory=tmp_path)
+    msg = str(e.value)
+    assert "broken_k" in msg and "broken.cu" in msg and "SOME_DEFINE=3" in msg
+    assert "-std=c++17" in msg and "nope" in msg
+
+
+def test_every_variant_compiles_under_nvrtc(device):
+    from gpuconv.cuda import _loader
+
+    for source, defines, names in _build.variants():
+        for n in names:
+            assert _loader.get_function(source, n, defines) is not None
+    # cached: the same object again
+    src, defs, names = _build.variants()[0]
+    assert _loader.get_function(src, names[0], defs) is _loader.get_function(src, names[0], defs)
