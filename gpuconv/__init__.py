@@ -6,6 +6,20 @@ shapes and dtypes as scipy.signal 1.17; ``plan`` says which algorithm a call wou
 """
 
 from .dispatch import Plan, algorithm_names
+from .nn import (
+    conv1d,
+    conv1d_input,
+    conv1d_weight,
+    conv2d,
+    conv2d_input,
+    conv2d_weight,
+    conv3d,
+    conv3d_input,
+    conv3d_weight,
+    conv_transpose1d,
+    conv_transpose2d,
+    conv_transpose3d,
+)
 from .signal import (
     choose_conv_method,
     convolve,
@@ -23,6 +37,18 @@ __all__ = [
     "Plan",
     "algorithm_names",
     "choose_conv_method",
+    "conv1d",
+    "conv1d_input",
+    "conv1d_weight",
+    "conv2d",
+    "conv2d_input",
+    "conv2d_weight",
+    "conv3d",
+    "conv3d_input",
+    "conv3d_weight",
+    "conv_transpose1d",
+    "conv_transpose2d",
+    "conv_transpose3d",
     "convolve",
     "convolve2d",
     "correlate",

@@ -49,7 +49,12 @@ CPU_CONSTANTS: dict[str, float] = {
     "overhead_fft": 60e-6,
     "overhead_overlap_add": 150e-6,
     "overhead_separable": 40e-6,
+    # direct transposed (backward-data gather kernel): no register blocking, phase bookkeeping
+    "direct_transposed_penalty": 2.0,
+    # col2im: scatter-adding the column matrix costs this many times writing it
+    "col2im_scatter_factor": 2.0,
 }
+
 
 def _sfx(spec: ConvSpec) -> str:
     d = spec.dtype
@@ -141,6 +146,47 @@ def separable_cost(spec: ConvSpec, c: dict[str, float]) -> float:
         work += prod(shape) * spec.kernel_shape[ax]
     total = work * spec.batch * spec.c_out * (spec.c_in // spec.groups)
     return c["overhead_separable"] + total * mac + passes * spec.min_bytes * c["stream_byte"]
+
+
+def narrow_output_penalty(spec: ConvSpec) -> float:
+    """How much slower the direct core runs when output rows are narrower than a vector.
+
+    It vectorises along the last output axis (64-byte vectors); the backward-weight remap has the
+    kernel's size as its output, e.g. rows of 3.
+    """
+    lanes = 64 // spec.dtype.itemsize
+    return max(1.0, lanes / spec.out_shape[-1])
+
+
+def direct_transposed_cost(spec: ConvSpec, c: dict[str, float]) -> float:
+    """backward_data by the gather-form transposed direct kernel (gpuconv.cpu.direct_transposed)."""
+    t = spec.macs * c[f"direct_mac_{_sfx(spec)}"] * c["direct_transposed_penalty"]
+    if spec.c_out // spec.groups > 1:
+        t *= c["direct_channel_penalty"]
+    lanes = 64 // spec.dtype.itemsize
+    t *= max(1.0, lanes / max(1, spec.in_shape[-1] // spec.stride[-1]))
+    return c["overhead_direct"] + t + spec.min_bytes * c["stream_byte"]
+
+
+def depthwise_cost(spec: ConvSpec, c: dict[str, float]) -> float:
+    """The direct algorithm's depthwise fast path (forward and backward_weight): one multiply-add
+    per tap and output at the vector rate, plus one stream of x and y."""
+    t = spec.macs * c[f"direct_mac_{_sfx(spec)}"]
+    if any(s > 1 for s in spec.stride):
+        t *= c["direct_generic_penalty"]
+    return c["overhead_direct"] + t + spec.min_bytes * c["stream_byte"]
+
+
+def col2im_cost(spec: ConvSpec, c: dict[str, float]) -> float:
+    """backward_data by im2col's transposed GEMM and col2im scatter-add."""
+    cols = spec.batch * spec.c_in * prod(spec.kernel_shape) * prod(spec.out_shape)
+    col_bytes = cols * spec.dtype.itemsize
+    return im2col_cost(spec, c) + col_bytes * c["im2col_byte"] * (c["col2im_scatter_factor"] - 1)
+
+
+def im2col_weight_cost(spec: ConvSpec, c: dict[str, float]) -> float:
+    """backward_weight by im2col: the same column matrix, contracted with dy instead of w."""
+    return im2col_cost(spec, c) + prod(spec.y_shape) * spec.dtype.itemsize * c["stream_byte"]
 
 
 def cpu_threads() -> int:

@@ -6,6 +6,29 @@ a cost function from :mod:`gpuconv._costs`, and whether it sums exactly (needed 
 problems whose values would round in float64).  :func:`choose` ranks every registered algorithm
 that supports a problem by its estimated time and returns a :class:`Plan` that says what it chose
 and why; :func:`execute` runs a problem with a named algorithm or the chosen one.
+
+Operations (``op``).  Besides the forward problem (``'forward'``: ``y`` from ``x`` and ``w``) every
+algorithm is asked about the two transposed problems a gradient needs, on the *same* spec:
+
+* ``'backward_data'``: ``dx`` (``spec.x_shape``) from ``dy`` (``spec.y_shape``) and ``w``, the
+  transpose of the forward map in ``x``: ``dx[n, g*Cig+c, q] = sum dy[n, g*Cog+o, p] w~[g*Cog+o, c, j]``
+  over every ``(o, p, j)`` with ``p*stride + j*dilation - pad_lo == q``;
+* ``'backward_weight'``: ``dw`` (``spec.w_shape``) from ``x`` and ``dy``, the transpose in ``w``.
+
+Nothing is conjugated (for real dtypes these are the gradients).  An algorithm module may
+implement them natively (``run_backward_data(spec, dy, w)`` / ``run_backward_weight(spec, x, dy)``,
+gated by ``supports_backward_data(spec)`` / ``supports_backward_weight(spec)`` returning a reason
+or None); otherwise the dispatcher *remaps* them onto a forward problem the algorithm solves:
+
+* backward_weight, any stride: batch and channel axes of ``x`` swapped (``(Cig, groups*N, ...)``,
+  ``groups`` kept), ``dy`` channel-transposed as the kernel, stride and dilation exchanged, same
+  padding (the unread tail of ``x`` cropped);
+* backward_data, stride 1 only: full correlation of ``dy`` with the spatially reversed,
+  channel-transposed kernel, padding ``dilation*(k-1) - pad`` (negative: ``dy`` is cropped).
+
+With stride 1 the remap is preferred (it runs the tuned forward cores); with stride > 1
+backward_data needs a native kernel (direct: a gather-form transposed kernel, im2col: col2im), and
+an algorithm without one says why not.  Nothing ever builds a zero-inserted ``dy``.
 """
 
 from __future__ import annotations
@@ -14,16 +37,24 @@ import importlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from math import prod
 
 import numpy as np
 
 from . import _costs
 from ._spec import ConvSpec
 
+#: the operations the dispatcher knows (see the module docstring).
+OPS = ("forward", "backward_data", "backward_weight")
+
 
 @dataclass(frozen=True)
 class Algorithm:
-    """One registered algorithm of the canonical problem on one device."""
+    """One registered algorithm of the canonical problem on one device.
+
+    ``op_costs`` maps an op to the cost function of the module's *native* implementation of it
+    (a remapped op is estimated by ``cost`` on the remapped forward problem).
+    """
 
     name: str
     device: str
@@ -31,23 +62,252 @@ class Algorithm:
     cost: Callable[[ConvSpec, dict], float]
     exact: bool
     summary: str
+    op_costs: tuple[tuple[str, Callable[[ConvSpec, dict], float]], ...] = ()
+    op_modules: tuple[tuple[str, str], ...] = ()
 
     def _impl(self):
         return importlib.import_module(self.module)
 
-    def supports(self, spec: ConvSpec, kernel: np.ndarray | None = None) -> str | None:
-        """None if this algorithm can solve ``spec`` (with this kernel, if given), else why not."""
+    def _op_impl(self, op: str):
+        """The module holding the native ``run_<op>`` (the algorithm's own module by default)."""
+        return importlib.import_module(dict(self.op_modules).get(op, self.module))
+
+    def supports(
+        self, spec: ConvSpec, kernel: np.ndarray | None = None, op: str = "forward"
+    ) -> str | None:
+        """None if this algorithm can do ``op`` on ``spec``, else why not.
+
+        ``kernel`` is the operand that plays the kernel's part (``w`` for forward and
+        backward_data, ``dy`` for backward_weight); given, data-dependent algorithms (separable)
+        can say whether they apply.
+        """
+        route = self.route(spec, op, kernel)
+        return route[1] if route[0] == "none" else None
+
+    def route(self, spec: ConvSpec, op: str = "forward", kernel: np.ndarray | None = None):
+        """How ``op`` would run: ``('native', None)``, ``('remap', remap)``, ``('zero', None)``
+        (the result is identically zero) or ``('none', reason)``."""
+        _check_op(op)
         impl = self._impl()
-        reason = impl.supports(spec)
-        if reason is None and kernel is not None and hasattr(impl, "supports_kernel"):
-            reason = impl.supports_kernel(spec, kernel)
+        if op == "forward":
+            reason = impl.supports(spec)
+            if reason is None and kernel is not None and hasattr(impl, "supports_kernel"):
+                reason = impl.supports_kernel(spec, kernel)
+            if reason is not None:
+                return ("none", reason)
+            # a forward op module is a fast path for the problems it supports
+            fast = self._op_impl(op)
+            if fast is not impl and fast.supports(spec) is None:
+                return ("fast", fast)
+            return ("native", None)
+        op_impl = self._op_impl(op)
+        native = hasattr(op_impl, f"run_{op}")
+        native_reason = None
+        if native and hasattr(op_impl, f"supports_{op}"):
+            native_reason = getattr(op_impl, f"supports_{op}")(spec)
+        if op == "backward_weight":
+            if native and native_reason is None:
+                return ("native", None)
+            remap = _BackwardWeightRemap.of(spec)
+            if remap is None:
+                return ("zero", None)
+            why = remap.supported_by(impl, kernel)
+            if why is None:
+                return ("remap", remap)
+            return ("none", native_reason or f"remapped onto a forward problem: {why}")
+        # backward_data
+        remap_reason = None
+        if all(v == 1 for v in spec.stride):
+            remap = _BackwardDataRemap.of(spec)
+            why = remap.supported_by(impl, kernel)
+            if why is None:
+                return ("remap", remap)
+            remap_reason = f"remapped onto a forward problem: {why}"
+        if native:
+            if native_reason is None:
+                return ("native", None)
+            return ("none", native_reason)
+        if remap_reason is not None:
+            return ("none", remap_reason)
+        return (
+            "none",
+            f"backward_data with stride {spec.stride} needs a native transposed kernel, which "
+            f"{self.name} has not; its remap onto a forward problem needs stride 1 (and a "
+            "zero-inserted gradient is never built)",
+        )
+
+    def run(self, spec: ConvSpec, x: np.ndarray, w: np.ndarray, op: str = "forward") -> np.ndarray:
+        """``op`` on ``spec``: forward ``(x, w) -> y``, backward_data ``(dy, w) -> dx``,
+        backward_weight ``(x, dy) -> dw``."""
+        kind, how = self.route(spec, op)
+        if op == "forward":
+            return (how if kind == "fast" else self._impl()).run(spec, x, w)
+        if kind == "none":
+            raise ValueError(f"algorithm {self.name!r} cannot do {op} of this problem: {how}")
+        if kind == "zero":
+            return np.zeros(spec.x_shape if op == "backward_data" else spec.w_shape, spec.dtype)
+        if kind == "native":
+            return getattr(self._op_impl(op), f"run_{op}")(spec, x, w)
+        return how.run(self._impl(), x, w)
+
+    def estimate(self, spec: ConvSpec, op: str = "forward") -> float:
+        c = constants(self.device)
+        kind, how = self.route(spec, op)
+        if op == "forward":
+            if kind == "fast":
+                return dict(self.op_costs).get("forward", self.cost)(spec, c)
+            return self.cost(spec, c)
+        if kind == "native":
+            fn = dict(self.op_costs).get(op, self.cost)
+            return fn(spec, c)
+        if kind == "remap":
+            return how.estimate(self, c)
+        if kind == "zero":
+            return float(prod(spec.w_shape)) * spec.dtype.itemsize * c["stream_byte"]
+        raise ValueError(f"algorithm {self.name!r} cannot do {op} of this problem: {how}")
+
+
+def _check_op(op) -> None:
+    if op not in OPS:
+        raise ValueError(f"unknown op {op!r}; one of {', '.join(OPS)}")
+
+
+@dataclass(frozen=True)
+class _BackwardDataRemap:
+    """backward_data of a stride-1 ``spec`` as the forward problem ``fwd`` on a crop of dy."""
+
+    spec: ConvSpec
+    fwd: ConvSpec
+    crop: tuple[tuple[int, int], ...]  # dy[..., lo:hi] per spatial axis
+
+    @staticmethod
+    def of(spec: ConvSpec) -> _BackwardDataRemap:
+        lo2, hi2, crop, in2 = [], [], [], []
+        for n_out, k, d, lo, hi in zip(
+            spec.out_shape, spec.kernel_shape, spec.dilation, spec.pad_lo, spec.pad_hi
+        ):
+            a, b = d * (k - 1) - lo, d * (k - 1) - hi
+            c0, c1 = max(0, -a), max(0, -b)
+            crop.append((c0, n_out - c1))
+            lo2.append(max(a, 0))
+            hi2.append(max(b, 0))
+            in2.append(n_out - c0 - c1)
+        fwd = ConvSpec(
+            in_shape=tuple(in2),
+            kernel_shape=spec.kernel_shape,
+            batch=spec.batch,
+            c_in=spec.c_out,
+            c_out=spec.c_in,
+            groups=spec.groups,
+            dilation=spec.dilation,
+            pad_lo=tuple(lo2),
+            pad_hi=tuple(hi2),
+            flip=not spec.flip,
+            dtype=spec.dtype,
+        )
+        if fwd.out_shape != spec.in_shape:  # pragma: no cover - an internal invariant
+            raise RuntimeError(f"backward-data remap: {fwd.out_shape} != {spec.in_shape}")
+        return _BackwardDataRemap(spec, fwd, tuple(crop))
+
+    def kernel(self, w: np.ndarray) -> np.ndarray:
+        """``w`` (c_out, Cig, *k) with channels transposed per group: (c_in, Cog, *k)."""
+        s = self.spec
+        g = s.groups
+        k = s.kernel_shape
+        w = np.asarray(w).reshape((g, s.c_out // g, s.c_in // g) + k)
+        return np.ascontiguousarray(w.swapaxes(1, 2)).reshape((s.c_in, s.c_out // g) + k)
+
+    def supported_by(self, impl, w) -> str | None:
+        reason = impl.supports(self.fwd)
+        if reason is None and w is not None and hasattr(impl, "supports_kernel"):
+            reason = impl.supports_kernel(self.fwd, self.kernel(w))
         return reason
 
-    def run(self, spec: ConvSpec, x: np.ndarray, w: np.ndarray) -> np.ndarray:
-        return self._impl().run(spec, x, w)
+    def run(self, impl, dy: np.ndarray, w: np.ndarray) -> np.ndarray:
+        dy = np.asarray(dy)[(slice(None), slice(None)) + tuple(slice(a, b) for a, b in self.crop)]
+        return impl.run(self.fwd, np.ascontiguousarray(dy), self.kernel(w))
 
-    def estimate(self, spec: ConvSpec) -> float:
-        return self.cost(spec, constants(self.device))
+    def estimate(self, alg: Algorithm, c: dict) -> float:
+        return alg.cost(self.fwd, c) + self.spec.min_bytes * c["stream_byte"]
+
+
+@dataclass(frozen=True)
+class _BackwardWeightRemap:
+    """backward_weight of ``spec`` as the forward problem ``fwd`` (x and dy re-laid out)."""
+
+    spec: ConvSpec
+    fwd: ConvSpec
+    keep: tuple[int, ...]  # x[..., :keep] per spatial axis (the tail no output reads is cut)
+
+    @staticmethod
+    def of(spec: ConvSpec) -> _BackwardWeightRemap | None:
+        """The remap, or None when no output reads any input sample (dw is then zero)."""
+        keep, hi2 = [], []
+        for n, lo, hi, pad_n, r, s, o in zip(
+            spec.in_shape,
+            spec.pad_lo,
+            spec.pad_hi,
+            spec.padded_shape,
+            spec.reach,
+            spec.stride,
+            spec.out_shape,
+        ):
+            excess = pad_n - r - s * (o - 1)  # padded samples after the last one read
+            cut = max(0, excess - hi)
+            if cut >= n or lo >= pad_n - excess:
+                return None
+            keep.append(n - cut)
+            hi2.append(max(0, hi - excess))
+        g = spec.groups
+        fwd = ConvSpec(
+            in_shape=tuple(keep),
+            kernel_shape=spec.out_shape,
+            batch=spec.c_in // g,
+            c_in=g * spec.batch,
+            c_out=spec.c_out,
+            groups=g,
+            stride=spec.dilation,
+            dilation=spec.stride,
+            pad_lo=spec.pad_lo,
+            pad_hi=tuple(hi2),
+            flip=False,
+            dtype=spec.dtype,
+        )
+        if fwd.out_shape != spec.kernel_shape:  # pragma: no cover - an internal invariant
+            raise RuntimeError(f"backward-weight remap: {fwd.out_shape} != {spec.kernel_shape}")
+        return _BackwardWeightRemap(spec, fwd, tuple(keep))
+
+    def kernel(self, dy: np.ndarray) -> np.ndarray:
+        """dy (N, c_out, *out) as the kernel (c_out, N, *out)."""
+        return np.ascontiguousarray(np.asarray(dy).swapaxes(0, 1))
+
+    def supported_by(self, impl, dy) -> str | None:
+        reason = impl.supports(self.fwd)
+        if reason is None and dy is not None and hasattr(impl, "supports_kernel"):
+            reason = impl.supports_kernel(self.fwd, self.kernel(dy))
+        return reason
+
+    def run(self, impl, x: np.ndarray, dy: np.ndarray) -> np.ndarray:
+        s = self.spec
+        g = s.groups
+        x = np.asarray(x)[(slice(None), slice(None)) + tuple(slice(0, k) for k in self.keep)]
+        # (N, g, Cig, *sp) -> (Cig, g, N, *sp) -> (Cig, g*N, *sp)
+        x = x.reshape((s.batch, g, s.c_in // g) + self.keep)
+        x = np.ascontiguousarray(x.transpose((2, 1, 0) + tuple(range(3, 3 + s.ndim))))
+        x = x.reshape((s.c_in // g, g * s.batch) + self.keep)
+        y = impl.run(self.fwd, x, self.kernel(dy))  # (Cig, c_out, *k)
+        dw = np.ascontiguousarray(y.swapaxes(0, 1))
+        if s.flip:
+            dw = np.ascontiguousarray(
+                dw[(slice(None), slice(None)) + (slice(None, None, -1),) * s.ndim]
+            )
+        return dw
+
+    def estimate(self, alg: Algorithm, c: dict) -> float:
+        t = alg.cost(self.fwd, c)
+        if alg.name == "direct":
+            t *= _costs.narrow_output_penalty(self.fwd)
+        return t + 2 * self.spec.min_bytes * c["stream_byte"]
 
 
 _REGISTRY: dict[str, Algorithm] = {}
@@ -91,19 +351,26 @@ def set_constants(device: str, values: dict[str, float]) -> None:
     _CONSTANTS[device].update({k: float(v) for k, v in values.items()})
 
 
-for _name, _module, _cost, _exact, _summary in [
+for _name, _module, _cost, _exact, _summary, _op_costs, _op_modules in [
     ("direct", "gpuconv.cpu.direct", _costs.direct_cost, True,
-     "sliding sums, vectorised and register-blocked (numba)"),
+     "sliding sums, vectorised and register-blocked (numba)",
+     (("forward", _costs.depthwise_cost), ("backward_data", _costs.direct_transposed_cost),
+      ("backward_weight", _costs.depthwise_cost)),
+     (("forward", "gpuconv.cpu.direct_depthwise"),
+      ("backward_data", "gpuconv.cpu.direct_transposed"),
+      ("backward_weight", "gpuconv.cpu.direct_depthwise"))),
     ("im2col", "gpuconv.cpu.im2col", _costs.im2col_cost, True,
-     "column matrix (numba) times the kernel matrix (BLAS)"),
+     "column matrix (numba) times the kernel matrix (BLAS)",
+     (("backward_data", _costs.col2im_cost), ("backward_weight", _costs.im2col_weight_cost)),
+     ()),
     ("fft", "gpuconv.cpu.fft", _costs.fft_cost, False,
-     "one transform of the whole padded input (scipy.fft, all cores)"),
+     "one transform of the whole padded input (scipy.fft, all cores)", (), ()),
     ("overlap_add", "gpuconv.cpu.overlap_add", _costs.overlap_add_cost, False,
-     "batched transforms of blocks, kernel spectrum once (scipy.fft)"),
+     "batched transforms of blocks, kernel spectrum once (scipy.fft)", (), ()),
     ("separable", "gpuconv.cpu.separable", _costs.separable_cost, False,
-     "a rank-1 kernel as one 1-D pass per axis (numba)"),
+     "a rank-1 kernel as one 1-D pass per axis (numba)", (), ()),
 ]:  # fmt: skip
-    register(Algorithm(_name, "cpu", _module, _cost, _exact, _summary))
+    register(Algorithm(_name, "cpu", _module, _cost, _exact, _summary, _op_costs, _op_modules))
 
 
 @dataclass(frozen=True)
@@ -124,6 +391,7 @@ class Plan:
     algorithm: str
     reason: str
     candidates: tuple[Candidate, ...] = field(default=())
+    op: str = "forward"
 
     @property
     def estimates(self) -> dict[str, float]:
@@ -147,6 +415,9 @@ class Plan:
             f"Plan: {s.ndim}-D {dims} {'convolved' if s.flip else 'correlated'} with {kdims}, "
             f"{s.dtype}" + (f" ({', '.join(extra)})" if extra else "")
         )
+        if self.op != "forward":
+            what = {"backward_data": "dx from dy and w", "backward_weight": "dw from x and dy"}
+            head = head.replace("Plan:", f"Plan ({self.op}, {what[self.op]}):", 1)
         lines = [head, f"  chosen: {self.algorithm} - {self.reason}"]
         for c in self.candidates:
             mark = "*" if c.name == self.algorithm else " "
@@ -171,16 +442,19 @@ def choose(
     exact: bool = False,
     device: str = "cpu",
     allowed: tuple[str, ...] | None = None,
+    op: str = "forward",
 ) -> Plan:
-    """Rank every algorithm of ``device`` that supports ``spec`` by estimated time.
+    """Rank every algorithm of ``device`` that can do ``op`` on ``spec`` by estimated time.
 
-    ``kernel``, when given, lets data-dependent algorithms (separable) say whether they apply.
+    ``kernel``, when given, lets data-dependent algorithms (separable) say whether they apply
+    (for ``op='backward_weight'`` pass ``dy``, the operand that plays the kernel's part).
     ``exact`` keeps only algorithms that sum exactly (integers beyond float64's 2**53).
 
     >>> from gpuconv._spec import ConvSpec
     >>> choose(ConvSpec(in_shape=(4096,), kernel_shape=(3,))).algorithm
     'direct'
     """
+    _check_op(op)
     cands = []
     for name in algorithm_names(device):
         alg = _REGISTRY[name]
@@ -189,15 +463,16 @@ def choose(
         if exact and not alg.exact:
             cands.append(Candidate(name, None, "rounds; integer values too large for float64"))
             continue
-        reason = alg.supports(spec, kernel)
+        reason = alg.supports(spec, kernel, op)
         if reason is not None:
             cands.append(Candidate(name, None, reason))
             continue
-        cands.append(Candidate(name, alg.estimate(spec)))
+        cands.append(Candidate(name, alg.estimate(spec, op)))
     ok = sorted((c for c in cands if c.seconds is not None), key=lambda c: c.seconds)
     if not ok:
         why = "; ".join(f"{c.name}: {c.reason}" for c in cands)
-        raise ValueError(f"no {device} algorithm supports this problem ({why})")
+        what = "this problem" if op == "forward" else f"{op} of this problem"
+        raise ValueError(f"no {device} algorithm supports {what} ({why})")
     best = ok[0]
     if len(ok) > 1:
         runner = ok[1]
@@ -207,7 +482,7 @@ def choose(
         )
     else:
         reason = f"the only algorithm that applies ({_fmt_seconds(best.seconds)})"
-    return Plan(spec, best.name, reason, tuple(cands))
+    return Plan(spec, best.name, reason, tuple(cands), op)
 
 
 def measure(
@@ -216,18 +491,21 @@ def measure(
     w: np.ndarray,
     names: list[str] | None = None,
     repeat: int = 3,
+    op: str = "forward",
 ) -> dict[str, float]:
-    """Median wall time in seconds of each named (default: every supporting) algorithm."""
+    """Median wall time in seconds of each named (default: every supporting) algorithm.
+
+    ``x`` and ``w`` are the operands of ``op`` (see :func:`execute`)."""
     times = {}
     for name in names or algorithm_names():
         alg = get_algorithm(name)
-        if alg.supports(spec, w) is not None:
+        if alg.supports(spec, w, op) is not None:
             continue
-        alg.run(spec, x, w)  # warm-up: compilation, caches, FFT plans
+        alg.run(spec, x, w, op)  # warm-up: compilation, caches, FFT plans
         runs = []
         for _ in range(repeat):
             t0 = time.perf_counter()
-            alg.run(spec, x, w)
+            alg.run(spec, x, w, op)
             runs.append(time.perf_counter() - t0)
         times[name] = float(np.median(runs))
     return times
@@ -240,8 +518,13 @@ def execute(
     algorithm: str = "auto",
     *,
     exact: bool = False,
+    op: str = "forward",
 ) -> np.ndarray:
     """Solve ``spec`` for inputs ``x`` and ``w`` with ``algorithm`` (a registered name or 'auto').
+
+    ``op`` (see the module docstring) says what the two operands are and what comes back:
+    ``'forward'``: ``(x, w) -> y``; ``'backward_data'``: ``(dy, w) -> dx``;
+    ``'backward_weight'``: ``(x, dy) -> dw``.
 
     >>> import numpy as np
     >>> from gpuconv._spec import ConvSpec
@@ -249,17 +532,24 @@ def execute(
     >>> execute(spec, np.array([[[1.0, 2.0, 3.0]]]), np.array([[[1.0, 1.0]]]))[0, 0]
     array([1., 3., 5., 3.])
     """
-    if x.shape != spec.x_shape or w.shape != spec.w_shape:
+    _check_op(op)
+    names = {
+        "forward": (("x", spec.x_shape), ("w", spec.w_shape)),
+        "backward_data": (("dy", spec.y_shape), ("w", spec.w_shape)),
+        "backward_weight": (("x", spec.x_shape), ("dy", spec.y_shape)),
+    }[op]
+    (na, sa), (nb, sb) = names
+    if np.shape(x) != sa or np.shape(w) != sb:
         raise ValueError(
-            f"x {x.shape} and w {w.shape} do not match the problem's {spec.x_shape} and "
-            f"{spec.w_shape}"
+            f"{na} {np.shape(x)} and {nb} {np.shape(w)} do not match the problem's {sa} and {sb}"
         )
     x = np.asarray(x, dtype=spec.dtype)
     w = np.asarray(w, dtype=spec.dtype)
     if algorithm == "auto":
-        algorithm = choose(spec, w, exact=exact).algorithm
+        algorithm = choose(spec, w, exact=exact, op=op).algorithm
     alg = get_algorithm(algorithm)
-    reason = alg.supports(spec, w)
+    reason = alg.supports(spec, w, op)
     if reason is not None:
-        raise ValueError(f"algorithm {algorithm!r} cannot solve this problem: {reason}")
-    return alg.run(spec, x, w)
+        what = "solve this problem" if op == "forward" else f"do {op} of this problem"
+        raise ValueError(f"algorithm {algorithm!r} cannot {what}: {reason}")
+    return alg.run(spec, x, w, op)

@@ -264,3 +264,197 @@ def _flat_positions(src, nbc, kg, out_shape, p0, pn):
     part = np.reshape(part, (nbc, kg, (a1 - a0) * inner))  # copies rows a0:a1 only
     off = p0 - a0 * inner
     return part[:, :, off : off + pn]
+
+
+# --------------------------------------------------------------------------------------------
+# backward ops: col2im (backward_data) and the column matrix contracted with dy (backward_weight)
+
+
+def supports_backward_data(spec: ConvSpec) -> str | None:
+    """None if :func:`run_backward_data` (col2im) handles ``spec``: 1 to 3 spatial axes."""
+    if spec.ndim > 3:
+        return f"col2im supports 1 to 3 spatial axes, got {spec.ndim}"
+    return None
+
+
+def supports_backward_weight(spec: ConvSpec) -> str | None:
+    """None: every canonical problem (ndim > 3 through the numpy im2col)."""
+    return None
+
+
+@njit(cache=True, nogil=True)
+def _col2im3d(dx, n0, c0, kd, kh, kw, sd, sh, sw, dd, dh, dw, pd, ph, pw, oh, ow, p0, cols, r0, r1):
+    """Scatter-add rows ``r0:r1`` (flat over ``(b, row)``) of ``cols`` into ``dx``.
+
+    The exact transpose of :func:`_im2col3d`: ``dx[n0+b, c0+c, zd*sd + jd*dd - pd, ...] +=
+    cols[b, c*KK + t, q]`` for every output position ``p0 + q`` and tap ``t`` whose sample lies
+    inside ``dx``.  Rows ``r0:r1`` must cover whole ``(b, c)`` planes when several threads run
+    (each plane of ``dx`` is then written by one thread only).  Within one row distinct output
+    positions hit distinct samples, so the inner loops vectorise.
+    """
+    nb, rows, pn = cols.shape
+    D, H, W = dx.shape[2], dx.shape[3], dx.shape[4]
+    khw = kh * kw
+    KK = kd * khw
+    ohw = oh * ow
+    end = p0 + pn
+    for r in range(r0, r1):
+        b = r // rows
+        row = r - b * rows
+        c = row // KK
+        t = row - c * KK
+        jd = t // khw
+        t2 = t - jd * khw
+        jh = t2 // kw
+        jw = t2 - jh * kw
+        img = dx[n0 + b, c0 + c]
+        src = cols[b, row]
+        xoff = jw * dw - pw
+        wlo = max((-xoff + sw - 1) // sw, 0)
+        whi = min((W - 1 - xoff) // sw + 1, ow)
+        p = p0
+        q = 0
+        while p < end:
+            zd = p // ohw
+            rem = p - zd * ohw
+            zh = rem // ow
+            zw0 = rem - zh * ow
+            seg = min(ow - zw0, end - p)
+            zw1 = zw0 + seg
+            iz = zd * sd + jd * dd - pd
+            iy = zh * sh + jh * dh - ph
+            if iz >= 0 and iz < D and iy >= 0 and iy < H:
+                lo = min(max(wlo, zw0), zw1)
+                hi = max(min(whi, zw1), lo)
+                xrow = img[iz, iy]
+                q1_ = q + lo - zw0
+                if sw == 1:
+                    for i in range(hi - lo):
+                        xrow[uintp(lo + xoff + i)] += src[uintp(q1_ + i)]
+                else:
+                    for i in range(hi - lo):
+                        xrow[uintp((lo + i) * sw + xoff)] += src[uintp(q1_ + i)]
+            q += seg
+            p += seg
+
+
+def _scatter(args, cols, KK):
+    """Run :func:`_col2im3d` over all of ``cols``, split over threads at plane boundaries."""
+    nb, rows, pn = cols.shape
+    nthreads = FILL_THREADS or max(1, numba.get_num_threads() // 2)
+    planes = nb * rows // KK
+    if nthreads <= 1 or cols.size < _MIN_PARALLEL_ELEMS or planes < 2:
+        _col2im3d(*args, cols, 0, nb * rows)
+        return
+    nthreads = min(nthreads, planes)
+    cuts = [planes * i // nthreads * KK for i in range(nthreads + 1)]
+    ex = _executor(nthreads - 1)
+    futs = [ex.submit(_col2im3d, *args, cols, cuts[i], cuts[i + 1]) for i in range(1, nthreads)]
+    _col2im3d(*args, cols, cuts[0], cuts[1])
+    for f in futs:
+        f.result()
+
+
+def run_backward_data(
+    spec: ConvSpec, dy: np.ndarray, w: np.ndarray, *, budget_bytes: int | None = None
+) -> np.ndarray:
+    """``dx`` of ``spec`` from ``dy`` and ``w``: ``cols = w_g^T @ dy_g`` (BLAS), then col2im.
+
+    Chunked over images and output positions like :func:`run` (the column matrix stays under
+    the budget); ``dx`` accumulates over the chunks.  No zero-inserted ``dy`` is built.
+    """
+    reason = supports_backward_data(spec)
+    if reason is not None:
+        raise ValueError(reason)
+    budget = COLUMN_BUDGET_BYTES if budget_bytes is None else int(budget_bytes)
+    dy = np.ascontiguousarray(dy, dtype=spec.dtype)
+    if dy.shape != spec.y_shape:
+        raise ValueError(f"dy has shape {dy.shape}, spec wants {spec.y_shape}")
+    if tuple(np.shape(w)) != spec.w_shape:
+        raise ValueError(f"w has shape {np.shape(w)}, spec wants {spec.w_shape}")
+    wm = _weights(spec, w)
+    g = spec.groups
+    cig, cog = spec.c_in // g, spec.c_out // g
+    K = prod(spec.kernel_shape)
+    kg = cig * K
+    npos = prod(spec.out_shape)
+    N = spec.batch
+    dx = np.zeros(spec.x_shape, dtype=spec.dtype)
+    dy3 = dy.reshape(N, spec.c_out, npos)
+    lead = 3 - spec.ndim
+    dx5 = dx.reshape((N, spec.c_in) + (1,) * lead + spec.in_shape)
+    k3 = (1,) * lead + spec.kernel_shape
+    s3 = (1,) * lead + spec.stride
+    d3 = (1,) * lead + spec.dilation
+    p3 = (0,) * lead + spec.pad_lo
+    o3 = (1,) * lead + spec.out_shape
+    nb, pn = _chunks(spec, kg, budget)
+    buf = np.empty(nb * kg * pn, dtype=spec.dtype)
+    for gi in range(g):
+        wgt = wm[gi * cog : (gi + 1) * cog].T  # (kg, cog)
+        for n0 in range(0, N, nb):
+            nbc = min(nb, N - n0)
+            for p0 in range(0, npos, pn):
+                pnc = min(pn, npos - p0)
+                cols = buf[: nbc * kg * pnc].reshape(nbc, kg, pnc)
+                np.matmul(
+                    wgt, dy3[n0 : n0 + nbc, gi * cog : (gi + 1) * cog, p0 : p0 + pnc], out=cols
+                )
+                _scatter((dx5, n0, gi * cig, *k3, *s3, *d3, *p3, o3[1], o3[2], p0), cols, K)
+    return dx
+
+
+def run_backward_weight(
+    spec: ConvSpec, x: np.ndarray, dy: np.ndarray, *, budget_bytes: int | None = None
+) -> np.ndarray:
+    """``dw`` of ``spec`` from ``x`` and ``dy``: ``dw_g += dy_g @ cols^T`` over the chunks of
+    the same column matrix :func:`run` builds (BLAS, batched over the images of a chunk)."""
+    budget = COLUMN_BUDGET_BYTES if budget_bytes is None else int(budget_bytes)
+    x = np.ascontiguousarray(x, dtype=spec.dtype)
+    dy = np.ascontiguousarray(dy, dtype=spec.dtype)
+    if x.shape != spec.x_shape:
+        raise ValueError(f"x has shape {x.shape}, spec wants {spec.x_shape}")
+    if dy.shape != spec.y_shape:
+        raise ValueError(f"dy has shape {dy.shape}, spec wants {spec.y_shape}")
+    g = spec.groups
+    cig, cog = spec.c_in // g, spec.c_out // g
+    K = prod(spec.kernel_shape)
+    kg = cig * K
+    npos = prod(spec.out_shape)
+    N = spec.batch
+    dy3 = dy.reshape(N, spec.c_out, npos)
+    dwm = np.zeros((spec.c_out, kg), dtype=spec.dtype)
+    nb, pn = _chunks(spec, kg, budget)
+    buf = np.empty(nb * kg * pn, dtype=spec.dtype)
+    if spec.ndim <= 3:
+        lead = 3 - spec.ndim
+        x5 = x.reshape((N, spec.c_in) + (1,) * lead + spec.in_shape)
+        k3 = (1,) * lead + spec.kernel_shape
+        s3 = (1,) * lead + spec.stride
+        d3 = (1,) * lead + spec.dilation
+        p3 = (0,) * lead + spec.pad_lo
+        o3 = (1,) * lead + spec.out_shape
+
+        def fill(n0, nbc, c0, p0, pnc):
+            cols = buf[: nbc * kg * pnc].reshape(nbc, kg, pnc)
+            _fill((x5, n0, c0, p0, *k3, *s3, *d3, *p3, o3[1], o3[2]), cols)
+            return cols
+
+    else:
+        fill = _numpy_filler(spec, x, buf, kg)
+    for gi in range(g):
+        acc = dwm[gi * cog : (gi + 1) * cog]
+        for n0 in range(0, N, nb):
+            nbc = min(nb, N - n0)
+            for p0 in range(0, npos, pn):
+                pnc = min(pn, npos - p0)
+                cols = fill(n0, nbc, gi * cig, p0, pnc)
+                dyc = dy3[n0 : n0 + nbc, gi * cog : (gi + 1) * cog, p0 : p0 + pnc]
+                if nbc == 1:
+                    acc += dyc[0] @ cols[0].T
+                else:
+                    acc += np.matmul(dyc, cols.transpose(0, 2, 1)).sum(axis=0)
+    dw = dwm.reshape(spec.w_shape)
+    if spec.flip:
+        dw = np.ascontiguousarray(spec.kernel_for_correlation(dw))
+    return dw
