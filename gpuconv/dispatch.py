@@ -314,9 +314,17 @@ _REGISTRY: dict[str, Algorithm] = {}
 _CONSTANTS: dict[str, dict[str, float]] = {"cpu": dict(_costs.CPU_CONSTANTS)}
 
 
+#: (device, algorithm, op, spec) -> (reason or None, estimated seconds): what an algorithm says
+#: of a problem's shape does not change between calls, and recomputing it (FFT length searches,
+#: block plans) costs ~0.3 ms a call; kernel-dependent checks are never cached
+_ASSESSED: dict[tuple, tuple[str | None, float | None]] = {}
+_ASSESSED_MAX = 4096
+
+
 def register(algorithm: Algorithm) -> None:
     """Add an algorithm to the registry (a later one of the same name replaces it)."""
     _REGISTRY[algorithm.name] = algorithm
+    _ASSESSED.clear()
 
 
 def algorithm_names(device: str = "cpu") -> list[str]:
@@ -349,6 +357,7 @@ def set_constants(device: str, values: dict[str, float]) -> None:
     if unknown:
         raise ValueError(f"unknown cost constants for {device}: {sorted(unknown)}")
     _CONSTANTS[device].update({k: float(v) for k, v in values.items()})
+    _ASSESSED.clear()
 
 
 for _name, _module, _cost, _exact, _summary, _op_costs, _op_modules in [
@@ -463,11 +472,10 @@ def choose(
         if exact and not alg.exact:
             cands.append(Candidate(name, None, "rounds; integer values too large for float64"))
             continue
-        reason = alg.supports(spec, kernel, op)
-        if reason is not None:
-            cands.append(Candidate(name, None, reason))
-            continue
-        cands.append(Candidate(name, alg.estimate(spec, op)))
+        reason, seconds = _assess(alg, spec, op)
+        if reason is None and kernel is not None and hasattr(alg._impl(), "supports_kernel"):
+            reason = alg.supports(spec, kernel, op)
+        cands.append(Candidate(name, None if reason else seconds, reason))
     ok = sorted((c for c in cands if c.seconds is not None), key=lambda c: c.seconds)
     if not ok:
         why = "; ".join(f"{c.name}: {c.reason}" for c in cands)
@@ -483,6 +491,18 @@ def choose(
     else:
         reason = f"the only algorithm that applies ({_fmt_seconds(best.seconds)})"
     return Plan(spec, best.name, reason, tuple(cands), op)
+
+
+def _assess(alg: Algorithm, spec: ConvSpec, op: str) -> tuple[str | None, float | None]:
+    key = (alg.device, alg.name, op, spec)
+    hit = _ASSESSED.get(key)
+    if hit is None:
+        reason = alg.supports(spec, None, op)
+        hit = (reason, None if reason else alg.estimate(spec, op))
+        if len(_ASSESSED) >= _ASSESSED_MAX:
+            _ASSESSED.clear()
+        _ASSESSED[key] = hit
+    return hit
 
 
 def measure(
