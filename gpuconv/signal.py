@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import math
 import operator
-import time
 import warnings
 from collections.abc import Sequence
 
@@ -62,8 +61,10 @@ def _compute_dtype(rt: np.dtype) -> np.dtype:
 
 
 def _exact_needed(a: np.ndarray, b: np.ndarray) -> bool:
-    """scipy's rule: integer products that float64 cannot hold exactly must be summed directly."""
-    if a.dtype.kind not in "biu" and b.dtype.kind not in "biu":
+    """scipy's rule: integer products that float64 cannot hold exactly must be summed directly.
+
+    Only integer results ask for it (float inputs may hold NaN; bool sums are always small)."""
+    if np.result_type(a, b).kind not in "iu":
         return False
     amax = int(np.max(np.abs(a))) if a.size else 0
     bmax = int(np.max(np.abs(b))) if b.size else 0
@@ -178,6 +179,43 @@ def _solve(
     return _finish(y, out_dtype, name), name
 
 
+def _mode_window(mode: str, n1: int, n2: int) -> tuple[int, int]:
+    """(start, length) of scipy's full / same / valid output within the full convolution."""
+    if mode == "full":
+        return 0, n1 + n2 - 1
+    if mode == "same":
+        return (n2 - 1) // 2, n1
+    return n2 - 1, n1 - n2 + 1
+
+
+def _solve_window(a, b, axes, mode, method, out_dtype, exact=False, plan_only=False, fallback=None):
+    """Convolve a with b along ``axes`` (other axes broadcast), keeping scipy's ``mode`` window.
+
+    Convolution commutes, so the larger operand becomes the canonical input and the smaller the
+    kernel, whichever argument each was; the input is cropped to the samples the window reads
+    and the rest is zero padding (so a short in1 with a long in2 costs what the reverse does).
+    """
+    windows = [_mode_window(mode, a.shape[i], b.shape[i]) for i in axes]
+    span = [math.prod(t.shape[i] for i in axes) for t in (a, b)]
+    x, w = (a, b) if span[0] >= span[1] else (b, a)
+    if w.dtype.kind in "fc" and not np.isfinite(w).all() and np.isfinite(x).all():
+        # a NaN/inf belongs in the input, where the zero padding never multiplies it: terms
+        # outside the inputs do not exist in scipy's sums (0 * inf would be NaN)
+        x, w = w, x
+    crop = [slice(None)] * x.ndim
+    pad_lo, pad_hi = [], []
+    for ax, (start, m) in zip(axes, windows):
+        n, k = x.shape[ax], w.shape[ax]
+        lo, hi = max(0, start - k + 1), min(n, start + m)
+        crop[ax] = slice(lo, hi)
+        pad_lo.append(k - 1 + lo - start)
+        pad_hi.append(m + k - 1 - (hi - lo) - pad_lo[-1])
+    return _solve(
+        x[tuple(crop)], w, axes, pad_lo, pad_hi, True, method, out_dtype,
+        exact=exact, plan_only=plan_only, fallback=fallback,
+    )  # fmt: skip
+
+
 def _mode_pads(mode: str, n: int, k: int) -> tuple[int, int]:
     """Padding of a convolution (kernel flipped) giving scipy's full / same / valid window."""
     if mode == "full":
@@ -242,48 +280,17 @@ def _conv_nd(volume, kernel, mode, method, plan_only=False):
     if _inputs_swap_needed(mode, volume.shape, kernel.shape):
         volume, kernel = kernel, volume
     rt = np.result_type(volume, kernel)
-    if volume.size == 0 or kernel.size == 0:
-        return _empty(volume, kernel, mode, rt)
     if not _native(rt) or volume.dtype.kind not in "biufc" or kernel.dtype.kind not in "biufc":
         if plan_only:
             raise TypeError(f"gpuconv plans no computation for dtype {rt}; scipy.signal runs it")
         return _scipy().convolve(volume, kernel, mode=mode, method=_scipy_method(method)), "scipy"
-    exact = _exact_needed(volume, kernel)
-    pads = [_mode_pads(mode, n, k) for n, k in zip(volume.shape, kernel.shape)]
     axes = list(range(volume.ndim))
-    return _solve(
-        volume,
-        kernel,
-        axes,
-        [p[0] for p in pads],
-        [p[1] for p in pads],
-        True,
-        method,
-        rt,
-        exact=exact,
-        plan_only=plan_only,
-    )
+    exact = _exact_needed(volume, kernel)
+    return _solve_window(volume, kernel, axes, mode, method, rt, exact, plan_only)
 
 
 def _scipy_method(method: str) -> str:
     return method if method in ("auto", "direct", "fft") else "auto"
-
-
-def _empty(volume, kernel, mode, rt):
-    if volume.ndim == 1:
-        raise ValueError(f"{'a' if volume.size == 0 else 'v'} cannot be empty")
-    if mode == "full":
-        shape = [n + k - 1 for n, k in zip(volume.shape, kernel.shape)]
-    elif mode == "same":
-        shape = list(volume.shape)
-    else:
-        shape = [n - k + 1 for n, k in zip(volume.shape, kernel.shape)]
-    if min(shape) < 0:
-        raise ValueError(
-            f"cannot convolve empty arrays of shapes {volume.shape} and {kernel.shape} "
-            f"in mode {mode!r}"
-        )
-    return np.zeros(shape, rt), "none"
 
 
 def convolve(in1, in2, mode: str = "full", method: str = "auto") -> np.ndarray:
@@ -298,7 +305,15 @@ def convolve(in1, in2, mode: str = "full", method: str = "auto") -> np.ndarray:
     volume, kernel, scalar = _prepare_nd(in1, in2, mode, method, correlate=False)
     if scalar is not None:
         return scalar
+    if volume.size == 0 or kernel.size == 0:  # scipy's own answer or error for empty inputs
+        return _scipy().convolve(volume, kernel, mode=mode, method=_scipy_method(method))
     out, name = _conv_nd(volume, kernel, mode, method)
+    _warn_non_finite(out, name)
+    return out
+
+
+def _warn_non_finite(out: np.ndarray, name: str) -> None:
+    """scipy's warning when an FFT path's first output is NaN or inf."""
     if name in ("fft", "overlap_add") and out.size:
         first = out.reshape(-1)[0]
         if np.isnan(first) or np.isinf(first):
@@ -306,9 +321,8 @@ def convolve(in1, in2, mode: str = "full", method: str = "auto") -> np.ndarray:
                 "Use of fft convolution on input with NAN or inf results in NAN or inf output. "
                 "Consider using method='direct' instead.",
                 category=RuntimeWarning,
-                stacklevel=2,
+                stacklevel=3,
             )
-    return out
 
 
 def correlate(in1, in2, mode: str = "full", method: str = "auto") -> np.ndarray:
@@ -320,10 +334,10 @@ def correlate(in1, in2, mode: str = "full", method: str = "auto") -> np.ndarray:
     volume, kernel, scalar = _prepare_nd(in1, in2, mode, method, correlate=True)
     if scalar is not None:
         return scalar
-    if volume.size == 0 or kernel.size == 0:
-        rt = np.result_type(volume, kernel)
-        return _empty(volume, kernel, mode, rt)[0]
+    if volume.size == 0 or kernel.size == 0:  # scipy's own answer or error for empty inputs
+        return _scipy().correlate(volume, kernel, mode=mode, method=_scipy_method(method))
     out, name = _conv_nd(volume, _reverse_and_conj(kernel), mode, method)
+    _warn_non_finite(out, name)
     return out
 
 
@@ -334,6 +348,8 @@ def correlate(in1, in2, mode: str = "full", method: str = "auto") -> np.ndarray:
 def _fill_scalar(fillvalue, rt: np.dtype):
     """The fill value as a scalar of the result dtype, converted as scipy's C code does."""
     try:
+        if isinstance(fillvalue, np.ndarray) and not np.can_cast(fillvalue.dtype, rt, "safe"):
+            raise TypeError  # an array converts to the output type only by a safe cast
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", np.exceptions.ComplexWarning)
             fill = np.array(fillvalue, dtype=rt)
@@ -372,14 +388,11 @@ def _conv2d(in1, in2, mode, boundary, fillvalue, correlate):
     if rt == np.bool_ or rt == np.float16 or rt.kind not in "iufc":
         raise ValueError(f"{name} not available for this type.")
     fv = _fill_scalar(fillvalue, rt) if _BOUNDARIES[boundary] == "fill" else 0
-    if not _native(rt):
+    if not _native(rt) or a.size == 0 or b.size == 0:  # scipy's own answer, as it gives it
         sp = _scipy()
         f = sp.correlate2d if correlate else sp.convolve2d
         out = f(a, b, mode=mode, boundary=boundary, fillvalue=fillvalue)
         return out[::-1, ::-1].copy() if swapped and correlate else out
-    if a.size == 0 or b.size == 0:
-        shape = _empty(a, b, mode, rt)[0].shape
-        return np.zeros(shape, rt)
     if correlate:
         b = np.conj(b) if b.dtype.kind == "c" else b
     pads = []
@@ -503,19 +516,8 @@ def _fft_front(in1, in2, mode, axes, algorithm):
         sp = _scipy()
         f = sp.oaconvolve if algorithm == "overlap_add" else sp.fftconvolve
         return f(a, b, mode=mode, axes=axes)
-    pads = [_mode_pads(mode, s1[i], s2[i]) for i in axes]
-    out, _ = _solve(
-        a.astype(rt, copy=False),
-        b.astype(rt, copy=False),
-        axes,
-        [p[0] for p in pads],
-        [p[1] for p in pads],
-        True,
-        algorithm,
-        rt,
-        fallback="fft",
-    )
-    return out
+    a, b = a.astype(rt, copy=False), b.astype(rt, copy=False)
+    return _solve_window(a, b, axes, mode, algorithm, rt, fallback="fft")[0]
 
 
 def fftconvolve(in1, in2, mode: str = "full", axes=None) -> np.ndarray:
@@ -555,24 +557,35 @@ def choose_conv_method(in1, in2, mode: str = "full", measure: bool = False):
     """
     volume = np.asarray(in1)
     kernel = np.asarray(in2)
+    if not _plannable(volume, kernel, mode):
+        # inputs gpuconv hands to scipy (or rejects as scipy does): scipy's own answer
+        return _scipy().choose_conv_method(volume, kernel, mode=mode, measure=measure)
     if measure:
+        from ._bench import _time
+
         p = plan(volume, kernel, mode)
-        names = [c.name for c in p.candidates if c.seconds is not None]
-        times = {}
-        for name in names:
-            convolve(volume, kernel, mode=mode, method=name)  # warm-up (compilation)
-            runs = []
-            for _ in range(3):
-                t0 = time.perf_counter()
-                convolve(volume, kernel, mode=mode, method=name)
-                runs.append(time.perf_counter() - t0)
-            times[name] = float(np.median(runs))
+        times = {
+            c.name: _time(lambda n=c.name: convolve(volume, kernel, mode, n), 3) / 1e3
+            for c in p.candidates
+            if c.seconds is not None
+        }
         return min(times, key=times.get), times
-    if volume.ndim == kernel.ndim == 0:
-        return "direct"
-    if np.result_type(volume, kernel) == np.bool_ or volume.size == 0 or kernel.size == 0:
+    if np.result_type(volume, kernel) == np.bool_:
         return "direct"
     return plan(volume, kernel, mode).algorithm
+
+
+def _plannable(volume: np.ndarray, kernel: np.ndarray, mode) -> bool:
+    """Whether gpuconv itself computes ``convolve(volume, kernel, mode)``."""
+    if volume.ndim != kernel.ndim or volume.ndim == 0 or not volume.size or not kernel.size:
+        return False
+    if mode not in _MODES or volume.dtype.kind not in "biufc" or kernel.dtype.kind not in "biufc":
+        return False
+    if mode == "valid":
+        pairs = list(zip(volume.shape, kernel.shape))
+        if not (all(n >= k for n, k in pairs) or all(k >= n for n, k in pairs)):
+            return False
+    return _native(np.result_type(volume, kernel))
 
 
 def plan(in1, in2, mode: str = "full", *, correlate: bool = False) -> dispatch.Plan:
