@@ -84,8 +84,9 @@ def array_module(*arrays, device: str | None = None) -> str:
     return found
 
 
-#: id of the cupy module object whose device was found usable (checked once per process).
-_usable: set[int] = set()
+#: the cupy module objects whose device was found usable (checked once per process), by id; the
+#: module is kept so that its id cannot be reused by another (e.g. a test's stand-in) module.
+_usable: dict[int, object] = {}
 
 
 def require_cupy():
@@ -119,5 +120,60 @@ def require_cupy():
             "CuPy is installed but the CUDA driver reports no device (getDeviceCount() == 0); "
             "check nvidia-smi and CUDA_VISIBLE_DEVICES"
         )
-    _usable.add(id(cp))
+    _usable[id(cp)] = cp
     return cp
+
+
+#: the values the fronts' ``device=`` keyword accepts.
+DEVICES = ("cpu", "cuda", None)
+
+
+def resolve_device(*arrays, device: str | None = None) -> str:
+    """Where a front computes: ``'cpu'`` or ``'cuda'``, from its inputs and ``device=``.
+
+    ``device=None`` follows the inputs (CuPy arrays: 'cuda', anything else: 'cpu');
+    ``device='cuda'`` also takes host inputs (the caller copies them over and the result back);
+    ``device='cpu'`` refuses CuPy inputs.  A mix of host and CuPy arrays is a TypeError
+    (:func:`array_module`); asking for the GPU without CuPy or a device raises
+    :func:`require_cupy`'s error.
+
+    >>> import numpy as np
+    >>> resolve_device(np.zeros(3), [1.0])
+    'cpu'
+    """
+    if device not in DEVICES:
+        raise ValueError(
+            f"unknown device {device!r}; use 'cpu', 'cuda' or None (follow the inputs)"
+        )
+    found = array_module(*arrays)
+    if device == "cpu" and found == "cupy":
+        i, a = next((i, a) for i, a in enumerate(arrays) if is_cupy_array(a))
+        raise TypeError(
+            f"device='cpu' but argument {i} is a CuPy array ({_describe(a)}); pass NumPy arrays "
+            "(a.get() copies a CuPy array to the host) or use device='cuda'"
+        )
+    if device == "cuda" or found == "cupy":
+        require_cupy()
+        return "cuda"
+    return "cpu"
+
+
+def xp_of(a):
+    """The array module of ``a``: ``cupy`` for a CuPy array, ``numpy`` otherwise."""
+    if is_cupy_array(a):
+        return require_cupy()
+    import numpy
+
+    return numpy
+
+
+def to_host(a):
+    """A CuPy array copied to a NumPy array (anything else unchanged)."""
+    if is_cupy_array(a):
+        return require_cupy().asnumpy(a)
+    return a
+
+
+def to_device(a, dtype=None):
+    """``a`` as a CuPy array (NumPy arrays and lists are copied to the GPU)."""
+    return require_cupy().asarray(a, dtype=dtype)

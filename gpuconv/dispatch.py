@@ -1,6 +1,7 @@
 """The algorithm registry, the chooser and the plan it returns.
 
-Algorithms are registered by name (like opt_einsum's ``_PATH_OPTIONS``).  Each one names the module
+Algorithms are registered by ``(device, name)`` (like opt_einsum's ``_PATH_OPTIONS``, one table per
+device: ``'cpu'`` algorithms take and return NumPy arrays, ``'cuda'`` ones CuPy arrays).  Each one names the module
 that implements it (imported on first use, so ``import gpuconv`` stays fast and never loads numba),
 a cost function from :mod:`gpuconv._costs`, and whether it sums exactly (needed for integer
 problems whose values would round in float64).  :func:`choose` ranks every registered algorithm
@@ -29,11 +30,15 @@ or None); otherwise the dispatcher *remaps* them onto a forward problem the algo
 With stride 1 the remap is preferred (it runs the tuned forward cores); with stride > 1
 backward_data needs a native kernel (direct: a gather-form transposed kernel, im2col: col2im), and
 an algorithm without one says why not.  Nothing ever builds a zero-inserted ``dy``.
+
+The CUDA algorithms (:mod:`gpuconv.cuda`) do ``'forward'`` only for now; asked for a backward op
+they say it is not on the GPU yet.  Their cost model (:data:`CUDA_CONSTANTS`) is provisional.
 """
 
 from __future__ import annotations
 
 import importlib
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -88,6 +93,8 @@ class Algorithm:
         """How ``op`` would run: ``('native', None)``, ``('remap', remap)``, ``('zero', None)``
         (the result is identically zero) or ``('none', reason)``."""
         _check_op(op)
+        if self.device != "cpu" and op != "forward":
+            return ("none", f"{op} is not on the GPU yet (forward only)")
         impl = self._impl()
         if op == "forward":
             reason = impl.supports(spec)
@@ -310,8 +317,76 @@ class _BackwardWeightRemap:
         return t + 2 * self.spec.min_bytes * c["stream_byte"]
 
 
-_REGISTRY: dict[str, Algorithm] = {}
-_CONSTANTS: dict[str, dict[str, float]] = {"cpu": dict(_costs.CPU_CONSTANTS)}
+_REGISTRY: dict[tuple[str, str], Algorithm] = {}
+
+#: Rates of an NVIDIA H100 (SXM) for the CUDA algorithms' cost model: provisional, not measured
+#: here (no GPU was at hand), derived from rough published figures: 2.9e12 B/s of HBM bandwidth,
+#: 50e12 FLOP/s of fp32 GEMM (25e12 MAC/s), a 4320 x 4320 complex-to-complex cuFFT in about
+#: 0.3 ms.  Units: seconds per unit of work, like :data:`gpuconv._costs.CPU_CONSTANTS`.
+_CUFFT_REF_N = 4320 * 4320
+CUDA_CONSTANTS: dict[str, float] = {
+    "stream_byte": 1.0 / 2.9e12,
+    # direct kernels run on the CUDA cores (no tensor cores): about a third of fp32 peak
+    "direct_mac_f32": 1.0 / 10e12,
+    "direct_mac_f64": 1.0 / 5e12,
+    "direct_mac_c64": 4.0 / 10e12,
+    "direct_mac_c128": 4.0 / 5e12,
+    "direct_mac_i64": 1.0 / 1e12,
+    # the generic (strided / dilated / multi-channel / 3-D) kernel: one thread per output
+    "direct_generic_penalty": 2.0,
+    "gemm_mac_f32": 1.0 / 25e12,
+    "gemm_mac_f64": 1.0 / 12e12,
+    "gemm_mac_i64": 1.0 / 0.5e12,
+    # a complex transform is two real units (as in the CPU model): 0.3 ms / (2 n log2 n)
+    "fft_nlogn_f32": 0.3e-3 / (2 * _CUFFT_REF_N * math.log2(_CUFFT_REF_N)),
+    "fft_nlogn_f64": 2 * 0.3e-3 / (2 * _CUFFT_REF_N * math.log2(_CUFFT_REF_N)),
+    # spectral product kernel, memory bound: seconds per complex multiply-add
+    "spectral_cmac": 1.0 / 0.5e12,
+    # kernel launches, cuBLAS / cuFFT plan look-ups, Python
+    "overhead_direct": 15e-6,
+    "overhead_im2col": 40e-6,
+    "overhead_fft": 60e-6,
+}
+
+_CONSTANTS: dict[str, dict[str, float]] = {
+    "cpu": dict(_costs.CPU_CONSTANTS),
+    "cuda": dict(CUDA_CONSTANTS),
+}
+
+
+def _cuda_direct_cost(spec: ConvSpec, c: dict[str, float]) -> float:
+    from .cuda import direct
+
+    t = spec.macs * c[f"direct_mac_{_costs._sfx(spec)}"]
+    if direct.fast2d_reason(spec) is not None:
+        t *= c["direct_generic_penalty"]
+    return c["overhead_direct"] + t + spec.min_bytes * c["stream_byte"]
+
+
+def _cuda_im2col_cost(spec: ConvSpec, c: dict[str, float]) -> float:
+    cig = spec.c_in // spec.groups
+    cols = spec.batch * spec.groups * cig * prod(spec.kernel_shape) * prod(spec.out_shape)
+    col_bytes = cols * spec.dtype.itemsize
+    sfx = _costs._sfx(spec)
+    key = "gemm_mac_i64" if sfx == "i64" else f"gemm_mac_{_costs._real_sfx(spec)}"
+    gemm = spec.macs * c[key] * (4.0 if spec.is_complex else 1.0)
+    # the column matrix is written once and read by the GEMM at least once
+    return c["overhead_im2col"] + 2 * col_bytes * c["stream_byte"] + gemm
+
+
+def _cuda_fft_cost(spec: ConvSpec, c: dict[str, float]) -> float:
+    from .cuda import fft
+
+    real = not spec.is_complex
+    shape = fft.lengths(spec, real)
+    cig = spec.c_in // spec.groups
+    cog = spec.c_out // spec.groups
+    transforms = spec.batch * spec.c_in + spec.c_out * cig + spec.batch * spec.c_out
+    unit = c[f"fft_nlogn_{_costs._real_sfx(spec)}"] * (1.0 if real else 2.0)
+    n = prod(shape)
+    n_freq = n if not real else n // 2
+    product = spec.batch * spec.groups * cig * cog * n_freq * c["spectral_cmac"]
+    return c["overhead_fft"] + transforms * n * math.log2(max(n, 2)) * unit + product
 
 
 #: (device, algorithm, op, spec) -> (reason or None, estimated seconds): what an algorithm says
@@ -322,8 +397,8 @@ _ASSESSED_MAX = 4096
 
 
 def register(algorithm: Algorithm) -> None:
-    """Add an algorithm to the registry (a later one of the same name replaces it)."""
-    _REGISTRY[algorithm.name] = algorithm
+    """Add an algorithm to the registry (a later one of the same device and name replaces it)."""
+    _REGISTRY[(algorithm.device, algorithm.name)] = algorithm
     _ASSESSED.clear()
 
 
@@ -332,17 +407,21 @@ def algorithm_names(device: str = "cpu") -> list[str]:
 
     >>> algorithm_names()
     ['direct', 'im2col', 'fft', 'overlap_add', 'separable']
+    >>> algorithm_names("cuda")
+    ['direct', 'fft', 'im2col']
     """
     return [a.name for a in _REGISTRY.values() if a.device == device]
 
 
-def get_algorithm(name: str) -> Algorithm:
-    """The registered algorithm called ``name``; a ValueError listing the names otherwise."""
+def get_algorithm(name: str, device: str = "cpu") -> Algorithm:
+    """The registered algorithm of ``device`` called ``name``; a ValueError listing the names
+    otherwise."""
     try:
-        return _REGISTRY[name]
+        return _REGISTRY[(device, name)]
     except (KeyError, TypeError):
+        what = "algorithm" if device == "cpu" else f"{device} algorithm"
         raise ValueError(
-            f"unknown algorithm {name!r}; registered: {', '.join(_REGISTRY)}"
+            f"unknown {what} {name!r}; registered: {', '.join(algorithm_names(device))}"
         ) from None
 
 
@@ -380,6 +459,14 @@ for _name, _module, _cost, _exact, _summary, _op_costs, _op_modules in [
      "a rank-1 kernel as one 1-D pass per axis (numba)", (), ()),
 ]:  # fmt: skip
     register(Algorithm(_name, "cpu", _module, _cost, _exact, _summary, _op_costs, _op_modules))
+
+for _name, _cost, _exact, _summary in [
+    ("direct", _cuda_direct_cost, True,
+     "sliding sums in a CUDA kernel (tiled 2-D fast path, generic N-d kernel)"),
+    ("fft", _cuda_fft_cost, False, "cuFFT transforms and a spectral-product kernel"),
+    ("im2col", _cuda_im2col_cost, True, "column matrix in a CUDA kernel times the kernel (cuBLAS)"),
+]:  # fmt: skip
+    register(Algorithm(_name, "cuda", f"gpuconv.cuda.{_name}", _cost, _exact, _summary))
 
 
 @dataclass(frozen=True)
@@ -466,7 +553,7 @@ def choose(
     _check_op(op)
     cands = []
     for name in algorithm_names(device):
-        alg = _REGISTRY[name]
+        alg = _REGISTRY[(device, name)]
         if allowed is not None and name not in allowed:
             continue
         if exact and not alg.exact:
@@ -539,8 +626,12 @@ def execute(
     *,
     exact: bool = False,
     op: str = "forward",
+    device: str = "cpu",
 ) -> np.ndarray:
     """Solve ``spec`` for inputs ``x`` and ``w`` with ``algorithm`` (a registered name or 'auto').
+
+    ``device='cuda'`` runs a CUDA algorithm: the operands are taken as CuPy arrays (NumPy ones are
+    copied to the GPU) and a CuPy array comes back.
 
     ``op`` (see the module docstring) says what the two operands are and what comes back:
     ``'forward'``: ``(x, w) -> y``; ``'backward_data'``: ``(dy, w) -> dx``;
@@ -559,15 +650,24 @@ def execute(
         "backward_weight": (("x", spec.x_shape), ("dy", spec.y_shape)),
     }[op]
     (na, sa), (nb, sb) = names
-    if np.shape(x) != sa or np.shape(w) != sb:
+    if device == "cuda":
+        from ._arrays import require_cupy
+
+        xp = require_cupy()  # takes CuPy arrays as they are, copies anything else over
+    elif device == "cpu":
+        xp = np
+    else:
+        raise ValueError(f"unknown device {device!r}; use 'cpu' or 'cuda'")
+    x, w = xp.asarray(x), xp.asarray(w)
+    if x.shape != sa or w.shape != sb:
         raise ValueError(
-            f"{na} {np.shape(x)} and {nb} {np.shape(w)} do not match the problem's {sa} and {sb}"
+            f"{na} {x.shape} and {nb} {w.shape} do not match the problem's {sa} and {sb}"
         )
-    x = np.asarray(x, dtype=spec.dtype)
-    w = np.asarray(w, dtype=spec.dtype)
+    x = xp.asarray(x, dtype=spec.dtype)
+    w = xp.asarray(w, dtype=spec.dtype)
     if algorithm == "auto":
-        algorithm = choose(spec, w, exact=exact, op=op).algorithm
-    alg = get_algorithm(algorithm)
+        algorithm = choose(spec, w, exact=exact, op=op, device=device).algorithm
+    alg = get_algorithm(algorithm, device)
     reason = alg.supports(spec, w, op)
     if reason is not None:
         what = "solve this problem" if op == "forward" else f"do {op} of this problem"

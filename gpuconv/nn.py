@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import dispatch
+from . import _arrays, dispatch
 from ._spec import ConvSpec, as_index
 
 __all__ = [
@@ -50,14 +50,24 @@ _NP_MODES = {"reflect": "reflect", "replicate": "edge", "circular": "wrap"}
 
 
 def _array(fn: str, name: str, a) -> np.ndarray:
-    a = np.asarray(a)
+    a = a if _arrays.is_cupy_array(a) else np.asarray(a)
     if a.dtype.kind not in "biufc":
         raise TypeError(f"{fn}: {name} must be a numeric array, got dtype {a.dtype}")
     return a
 
 
+def _host_only(fn: str, *arrays) -> None:
+    """The backward ops run on the CPU only: a CuPy input is a TypeError saying so."""
+    for a in arrays:
+        if _arrays.is_cupy_array(a):
+            raise TypeError(
+                f"{fn}: backward (transposed) convolutions are not on the GPU yet; pass NumPy "
+                "arrays (a.get() copies a CuPy array to the host)"
+            )
+
+
 def _result_dtype(fn: str, *arrays) -> np.dtype:
-    dt = np.result_type(*arrays, np.float32)
+    dt = np.result_type(*(a.dtype for a in arrays), np.float32)
     if dt not in _COMPUTE:
         raise TypeError(
             f"{fn}: unsupported dtype {dt} (float32, float64, complex64 or complex128; "
@@ -191,8 +201,13 @@ def _add_bias(y: np.ndarray, b, nd: int) -> np.ndarray:
 # forward
 
 
-def _conv(nd, input, weight, bias, stride, padding, dilation, groups, padding_mode, algorithm):
+def _conv(
+    nd, input, weight, bias, stride, padding, dilation, groups, padding_mode, algorithm, device
+):
+    """conv{nd}d: the one place the nn fronts pick a device (see :func:`conv2d`)."""
     fn = f"conv{nd}d"
+    dev = _arrays.resolve_device(input, weight, bias, device=device)
+    back = dev == "cuda" and not any(_arrays.is_cupy_array(a) for a in (input, weight, bias))
     x = _array(fn, "input", input)
     w = _array(fn, "weight", weight)
     _check_weight(fn, w, nd, "(C_out, C_in/groups, *kernel)")
@@ -223,50 +238,67 @@ def _conv(nd, input, weight, bias, stride, padding, dilation, groups, padding_mo
                 )
             if n_ax < 1:
                 raise ValueError(f"{fn}: input has an empty spatial axis: shape {x.shape}")
-        x = np.pad(x, ((0, 0), (0, 0)) + tuple(zip(lo, hi)), mode=_NP_MODES[padding_mode])
+        xp = _arrays.xp_of(x)
+        x = xp.pad(x, ((0, 0), (0, 0)) + tuple(zip(lo, hi)), mode=_NP_MODES[padding_mode])
         lo = hi = (0,) * nd
     spec = _spec(fn, nd, x.shape, w.shape, st, lo, hi, dl, g, dt)
     b = _bias(fn, bias, spec.c_out, dt)
+    if dev == "cuda" and algorithm != "auto":
+        dispatch.get_algorithm(algorithm, "cuda")  # reject a name the GPU has not
     if x.shape[0] == 0:
-        y = np.zeros((0, spec.c_out) + spec.out_shape, dtype=dt)
+        y = _arrays.xp_of(x).zeros((0, spec.c_out) + spec.out_shape, dtype=dt)
     else:
-        y = dispatch.execute(spec, x, w, algorithm)
+        y = dispatch.execute(spec, x, w, algorithm, device=dev)
+    if b is not None and dev == "cuda":
+        b = _arrays.to_device(b)
     y = _add_bias(y, b, nd)
-    return y[0] if unbatched else y
+    y = y[0] if unbatched else y
+    return _arrays.to_host(y) if back else y
 
 
 def conv1d(
     input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
-    padding_mode="zeros", algorithm="auto",
+    padding_mode="zeros", algorithm="auto", device=None,
 ):  # fmt: skip
     """1-D cross-correlation as ``torch.nn.functional.conv1d`` (plus ``padding_mode``).
 
     >>> conv1d(np.ones((1, 1, 5)), np.ones((1, 1, 3)), padding=1)[0, 0]
     array([2., 3., 3., 3., 2.])
     """
-    return _conv(1, input, weight, bias, stride, padding, dilation, groups, padding_mode, algorithm)
+    return _conv(
+        1, input, weight, bias, stride, padding, dilation, groups, padding_mode, algorithm,
+        device,
+    )  # fmt: skip
 
 
 def conv2d(
     input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
-    padding_mode="zeros", algorithm="auto",
+    padding_mode="zeros", algorithm="auto", device=None,
 ):  # fmt: skip
     """2-D cross-correlation as ``torch.nn.functional.conv2d`` (plus ``padding_mode``).
 
     ``padding``: an int, one int per axis, ``'valid'`` or ``'same'`` (stride 1 only; the extra
     sample of an even dilated kernel goes to the end); ``padding_mode``: ``'zeros'``,
     ``'reflect'``, ``'replicate'`` or ``'circular'`` (the input is pre-padded as by
-    ``torch.nn.functional.pad``).
+    ``torch.nn.functional.pad``); ``device``: None (follow the inputs: CuPy arrays run on the GPU
+    and a CuPy array comes back), ``'cpu'`` (CuPy inputs are a TypeError) or ``'cuda'`` (NumPy
+    inputs are copied to the GPU and the result back).  The GPU does the forward pass only.
     """
-    return _conv(2, input, weight, bias, stride, padding, dilation, groups, padding_mode, algorithm)
+    return _conv(
+        2, input, weight, bias, stride, padding, dilation, groups, padding_mode, algorithm,
+        device,
+    )  # fmt: skip
 
 
 def conv3d(
     input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
-    padding_mode="zeros", algorithm="auto",
+    padding_mode="zeros", algorithm="auto", device=None,
 ):  # fmt: skip
     """3-D cross-correlation as ``torch.nn.functional.conv3d`` (plus ``padding_mode``)."""
-    return _conv(3, input, weight, bias, stride, padding, dilation, groups, padding_mode, algorithm)
+    return _conv(
+        3, input, weight, bias, stride, padding, dilation, groups, padding_mode, algorithm,
+        device,
+    )  # fmt: skip
 
 
 # --------------------------------------------------------------------------------------------
@@ -312,6 +344,7 @@ def _transposed_spec(fn, nd, in_spatial, spec_n, c_in, w_shape, st, p, op, dl, g
 def _conv_transpose(nd, input, weight, bias, stride, padding, output_padding, groups, dilation,
                     algorithm):  # fmt: skip
     fn = f"conv_transpose{nd}d"
+    _host_only(fn, input, weight, bias)
     x = _array(fn, "input", input)
     w = _array(fn, "weight", weight)
     _check_weight(fn, w, nd, "(C_in, C_out/groups, *kernel)")
@@ -425,6 +458,7 @@ def _grad_problem(fn, nd, x_shape, w_shape, dy, stride, padding, dilation, group
 
 def _conv_input(nd, input_size, weight, grad_output, stride, padding, dilation, groups, algorithm):
     fn = f"conv{nd}d_input"
+    _host_only(fn, weight, grad_output)
     w = _array(fn, "weight", weight)
     dy = _array(fn, "grad_output", grad_output)
     size = _shape(fn, "input_size", input_size)
@@ -452,6 +486,7 @@ def _conv_input(nd, input_size, weight, grad_output, stride, padding, dilation, 
 
 def _conv_weight(nd, input, weight_size, grad_output, stride, padding, dilation, groups, algorithm):
     fn = f"conv{nd}d_weight"
+    _host_only(fn, input, grad_output)
     x = _array(fn, "input", input)
     dy = _array(fn, "grad_output", grad_output)
     wsize = _shape(fn, "weight_size", weight_size)

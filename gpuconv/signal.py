@@ -9,6 +9,12 @@ shapes, dtypes and corner cases agree; the computation is gpuconv's own.
 Arrays whose result dtype gpuconv does not compute natively (float16 for the sum-based methods,
 long double, object) are handed to scipy.signal unchanged, so their semantics are scipy's by
 construction.
+
+Devices.  Every front takes a keyword-only ``device``: ``None`` (the default) follows the inputs
+(CuPy arrays are computed on the GPU and a CuPy array comes back), ``'cuda'`` also moves NumPy
+inputs to the GPU and returns NumPy, ``'cpu'`` refuses CuPy inputs.  The argument checks run on
+whichever arrays were given; :func:`_solve` is the one place that picks the device's algorithms.
+Inputs that only scipy computes (exotic dtypes, empty arrays) are a TypeError with CuPy inputs.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from . import dispatch
+from . import _arrays, dispatch
 from ._spec import ConvSpec
 
 __all__ = [
@@ -64,20 +70,39 @@ def _exact_needed(a: np.ndarray, b: np.ndarray) -> bool:
     """scipy's rule: integer products that float64 cannot hold exactly must be summed directly.
 
     Only integer results ask for it (float inputs may hold NaN; bool sums are always small)."""
-    if np.result_type(a, b).kind not in "iu":
+    if np.result_type(a.dtype, b.dtype).kind not in "iu":
         return False
-    amax = int(np.max(np.abs(a))) if a.size else 0
-    bmax = int(np.max(np.abs(b))) if b.size else 0
+    amax = int(abs(a).max()) if a.size else 0
+    bmax = int(abs(b).max()) if b.size else 0
     return amax * bmax * min(a.size, b.size) > 2 ** np.finfo(float).nmant - 1
 
 
 def _finish(y: np.ndarray, rt: np.dtype, algorithm: str) -> np.ndarray:
     """Cast a computed result to the result dtype (integers rounded if a float path made them)."""
+    xp = _arrays.xp_of(y)
     if rt == np.bool_:
-        return np.ascontiguousarray(y != 0)
+        return xp.ascontiguousarray(y != 0)
     if y.dtype.kind == "f" and rt.kind in "iu":
-        y = np.rint(y)
-    return np.ascontiguousarray(y.astype(rt, copy=False))
+        y = xp.rint(y)
+    return xp.ascontiguousarray(y.astype(rt, copy=False))
+
+
+# ---------------------------------------------------------------------------------------------
+# devices
+
+
+def _device(device, *arrays) -> str:
+    """'cpu' or 'cuda': where a front with these inputs and ``device=`` computes."""
+    return _arrays.resolve_device(*arrays, device=device)
+
+
+def _asarray(a):
+    """``a`` as an array: a CuPy array stays one (NumPy cannot convert it implicitly)."""
+    return a if _arrays.is_cupy_array(a) else np.asarray(a)
+
+
+def _xp(*arrays):
+    return _arrays.xp_of(next((a for a in arrays if _arrays.is_cupy_array(a)), None))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -105,8 +130,8 @@ def _layout(in1: np.ndarray, in2: np.ndarray, axes: Sequence[int]):
     nd = in1.ndim
     rest = [a for a in range(nd) if a not in axes]
     order = rest + list(axes)
-    a = np.transpose(in1, order)
-    b = np.transpose(in2, order)
+    a = in1.transpose(order)
+    b = in2.transpose(order)
     bshape = tuple(max(in1.shape[i], in2.shape[i]) for i in rest)
     nb = math.prod(bshape)
     sp1, sp2 = a.shape[len(rest) :], b.shape[len(rest) :]
@@ -119,8 +144,8 @@ def _layout(in1: np.ndarray, in2: np.ndarray, axes: Sequence[int]):
         w = b.reshape((nb, 1) + sp2)
         kw = dict(c_out=nb)
     else:
-        x = np.broadcast_to(a, bshape + sp1).reshape((1, nb) + sp1)
-        w = np.broadcast_to(b, bshape + sp2).reshape((nb, 1) + sp2)
+        x = _arrays.xp_of(a).broadcast_to(a, bshape + sp1).reshape((1, nb) + sp1)
+        w = _arrays.xp_of(b).broadcast_to(b, bshape + sp2).reshape((nb, 1) + sp2)
         kw = dict(c_in=nb, c_out=nb, groups=nb)
     return x, w, kw, bshape, rest
 
@@ -137,12 +162,15 @@ def _solve(
     exact: bool = False,
     plan_only: bool = False,
     fallback: str | None = None,
+    device: str = "cpu",
 ):
     """Solve a linear convolution (``flip``) or correlation of in1 with in2 along ``axes``.
 
     The other axes broadcast.  A named ``method`` that cannot solve the problem gives way to
-    ``fallback`` when one is named (oaconvolve's single block is an FFT).  Returns the result in ``out_dtype`` with the axes in their
-    original order, or the dispatcher's Plan when ``plan_only``.
+    ``fallback`` when one is named (oaconvolve's single block is an FFT).  Returns the result in
+    ``out_dtype`` with the axes in their original order, or the dispatcher's Plan when
+    ``plan_only``.  ``device`` ('cpu' or 'cuda', see :func:`_device`) picks the algorithms: on
+    'cuda' the result is a CuPy array when an input was one, else it is copied back to the host.
     """
     cd = _compute_dtype(out_dtype)
     x, w, kw, bshape, rest = _layout(in1, in2, axes)
@@ -159,24 +187,33 @@ def _solve(
     if method == "fft":
         allowed = ("fft",)
     if fallback and method not in ("auto", "direct"):
-        if dispatch.get_algorithm(method).supports(spec, w) is not None:
+        if (
+            method not in dispatch.algorithm_names(device)
+            or dispatch.get_algorithm(method, device).supports(spec, w) is not None
+        ):
             method = fallback
     if plan_only:
-        return dispatch.choose(spec, w, exact=exact, allowed=allowed)
+        return dispatch.choose(spec, w, exact=exact, allowed=allowed, device=device)
     if method in ("auto", "direct"):
-        name = dispatch.choose(spec, w, exact=exact, allowed=allowed).algorithm
+        name = dispatch.choose(spec, w, exact=exact, allowed=allowed, device=device).algorithm
     else:
         name = method
     y = dispatch.execute(
-        spec, x.astype(spec.dtype, copy=False), w.astype(spec.dtype, copy=False), name
+        spec,
+        x.astype(spec.dtype, copy=False),
+        w.astype(spec.dtype, copy=False),
+        name,
+        device=device,
     )
     # (batch, c_out, *out) back to the broadcast axes followed by the convolved axes
     y = y.reshape(bshape + spec.out_shape)
     nd = in1.ndim
     order = rest + list(axes)
     inverse = [order.index(i) for i in range(nd)]
-    y = np.transpose(y, inverse)
-    return _finish(y, out_dtype, name), name
+    y = _finish(y.transpose(inverse), out_dtype, name)
+    if device == "cuda" and not (_arrays.is_cupy_array(in1) or _arrays.is_cupy_array(in2)):
+        y = _arrays.to_host(y)  # device='cuda' with host inputs: the result goes back
+    return y, name
 
 
 def _mode_window(mode: str, n1: int, n2: int) -> tuple[int, int]:
@@ -188,7 +225,9 @@ def _mode_window(mode: str, n1: int, n2: int) -> tuple[int, int]:
     return n2 - 1, n1 - n2 + 1
 
 
-def _solve_window(a, b, axes, mode, method, out_dtype, exact=False, plan_only=False, fallback=None):
+def _solve_window(
+    a, b, axes, mode, method, out_dtype, exact=False, plan_only=False, fallback=None, device="cpu"
+):
     """Convolve a with b along ``axes`` (other axes broadcast), keeping scipy's ``mode`` window.
 
     Convolution commutes, so the larger operand becomes the canonical input and the smaller the
@@ -212,7 +251,7 @@ def _solve_window(a, b, axes, mode, method, out_dtype, exact=False, plan_only=Fa
         pad_hi.append(m + k - 1 - (hi - lo) - pad_lo[-1])
     return _solve(
         x[tuple(crop)], w, axes, pad_lo, pad_hi, True, method, out_dtype,
-        exact=exact, plan_only=plan_only, fallback=fallback,
+        exact=exact, plan_only=plan_only, fallback=fallback, device=device,
     )  # fmt: skip
 
 
@@ -245,7 +284,15 @@ def _reverse_and_conj(x: np.ndarray) -> np.ndarray:
     return np.conj(x) if x.dtype.kind == "c" else x
 
 
-def _scipy():
+def _scipy(*arrays):
+    """scipy.signal, for inputs gpuconv hands to it (host arrays only)."""
+    for a in arrays:
+        if _arrays.is_cupy_array(a):
+            raise TypeError(
+                f"gpuconv computes these inputs (dtype {a.dtype}, shape {a.shape}) with "
+                "scipy.signal on the host only, not for CuPy arrays; pass NumPy arrays "
+                "(a.get() copies a CuPy array to the host)"
+            )
     import scipy.signal
 
     return scipy.signal
@@ -257,8 +304,8 @@ def _scipy():
 
 def _prepare_nd(in1, in2, mode, method, correlate):
     """Common checks of convolve/correlate.  Returns (volume, kernel, result dtype) or a value."""
-    volume = np.asarray(in1)
-    kernel = np.asarray(in2)
+    volume = _asarray(in1)
+    kernel = _asarray(in2)
     if volume.ndim == kernel.ndim == 0:
         return None, None, (volume * (np.conj(kernel) if correlate else kernel))
     if volume.ndim != kernel.ndim:
@@ -275,39 +322,43 @@ def _prepare_nd(in1, in2, mode, method, correlate):
     return volume, kernel, None
 
 
-def _conv_nd(volume, kernel, mode, method, plan_only=False):
+def _conv_nd(volume, kernel, mode, method, plan_only=False, device="cpu"):
     """convolve() once arguments are checked and correlate() is rewritten as a convolution."""
     if _inputs_swap_needed(mode, volume.shape, kernel.shape):
         volume, kernel = kernel, volume
-    rt = np.result_type(volume, kernel)
+    rt = np.result_type(volume.dtype, kernel.dtype)
     if not _native(rt) or volume.dtype.kind not in "biufc" or kernel.dtype.kind not in "biufc":
         if plan_only:
             raise TypeError(f"gpuconv plans no computation for dtype {rt}; scipy.signal runs it")
-        return _scipy().convolve(volume, kernel, mode=mode, method=_scipy_method(method)), "scipy"
+        sp = _scipy(volume, kernel)
+        return sp.convolve(volume, kernel, mode=mode, method=_scipy_method(method)), "scipy"
     axes = list(range(volume.ndim))
     exact = _exact_needed(volume, kernel)
-    return _solve_window(volume, kernel, axes, mode, method, rt, exact, plan_only)
+    return _solve_window(volume, kernel, axes, mode, method, rt, exact, plan_only, device=device)
 
 
 def _scipy_method(method: str) -> str:
     return method if method in ("auto", "direct", "fft") else "auto"
 
 
-def convolve(in1, in2, mode: str = "full", method: str = "auto") -> np.ndarray:
+def convolve(in1, in2, mode: str = "full", method: str = "auto", *, device=None) -> np.ndarray:
     """Convolve two N-dimensional arrays, as ``scipy.signal.convolve``.
 
     ``method`` is 'auto' (gpuconv's dispatcher), 'direct', 'fft' or any gpuconv algorithm name
-    (``gpuconv.dispatch.algorithm_names()``).
+    (``gpuconv.dispatch.algorithm_names()``; on the GPU ``algorithm_names('cuda')``).
+    ``device``: None (follow the inputs), 'cpu' or 'cuda' (see the module docstring).
 
     >>> convolve([1, 2, 3], [0, 1, 0.5])
     array([0. , 1. , 2.5, 4. , 1.5])
     """
+    dev = _device(device, in1, in2)
     volume, kernel, scalar = _prepare_nd(in1, in2, mode, method, correlate=False)
     if scalar is not None:
         return scalar
     if volume.size == 0 or kernel.size == 0:  # scipy's own answer or error for empty inputs
-        return _scipy().convolve(volume, kernel, mode=mode, method=_scipy_method(method))
-    out, name = _conv_nd(volume, kernel, mode, method)
+        sp = _scipy(volume, kernel)
+        return sp.convolve(volume, kernel, mode=mode, method=_scipy_method(method))
+    out, name = _conv_nd(volume, kernel, mode, method, device=dev)
     _warn_non_finite(out, name)
     return out
 
@@ -325,18 +376,22 @@ def _warn_non_finite(out: np.ndarray, name: str) -> None:
             )
 
 
-def correlate(in1, in2, mode: str = "full", method: str = "auto") -> np.ndarray:
+def correlate(in1, in2, mode: str = "full", method: str = "auto", *, device=None) -> np.ndarray:
     """Cross-correlate two N-dimensional arrays, as ``scipy.signal.correlate`` (in2 conjugated).
+
+    ``device``: None (follow the inputs), 'cpu' or 'cuda' (see the module docstring).
 
     >>> correlate([1, 2, 3], [0, 1, 0.5])
     array([0.5, 2. , 3.5, 3. , 0. ])
     """
+    dev = _device(device, in1, in2)
     volume, kernel, scalar = _prepare_nd(in1, in2, mode, method, correlate=True)
     if scalar is not None:
         return scalar
     if volume.size == 0 or kernel.size == 0:  # scipy's own answer or error for empty inputs
-        return _scipy().correlate(volume, kernel, mode=mode, method=_scipy_method(method))
-    out, name = _conv_nd(volume, _reverse_and_conj(kernel), mode, method)
+        sp = _scipy(volume, kernel)
+        return sp.correlate(volume, kernel, mode=mode, method=_scipy_method(method))
+    out, name = _conv_nd(volume, _reverse_and_conj(kernel), mode, method, device=dev)
     _warn_non_finite(out, name)
     return out
 
@@ -366,10 +421,11 @@ def _fill_scalar(fillvalue, rt: np.dtype):
     return fill.reshape(()).item()
 
 
-def _conv2d(in1, in2, mode, boundary, fillvalue, correlate):
+def _conv2d(in1, in2, mode, boundary, fillvalue, correlate, device=None):
     name = "correlate2d" if correlate else "convolve2d"
-    a = np.asarray(in1)
-    b = np.asarray(in2)
+    dev = _device(device, in1, in2)
+    a = _asarray(in1)
+    b = _asarray(in2)
     if not a.ndim == b.ndim == 2:
         raise ValueError(f"{name} inputs must both be 2-D arrays")
     swapped = _inputs_swap_needed(mode, a.shape, b.shape)
@@ -384,12 +440,12 @@ def _conv2d(in1, in2, mode, boundary, fillvalue, correlate):
             "Acceptable boundary flags are 'fill', 'circular' (or 'wrap'), and "
             "'symmetric' (or 'symm')."
         )
-    rt = np.result_type(a, b)
+    rt = np.result_type(a.dtype, b.dtype)
     if rt == np.bool_ or rt == np.float16 or rt.kind not in "iufc":
         raise ValueError(f"{name} not available for this type.")
     fv = _fill_scalar(fillvalue, rt) if _BOUNDARIES[boundary] == "fill" else 0
     if not _native(rt) or a.size == 0 or b.size == 0:  # scipy's own answer, as it gives it
-        sp = _scipy()
+        sp = _scipy(a, b)
         f = sp.correlate2d if correlate else sp.convolve2d
         out = f(a, b, mode=mode, boundary=boundary, fillvalue=fillvalue)
         return out[::-1, ::-1].copy() if swapped and correlate else out
@@ -402,11 +458,12 @@ def _conv2d(in1, in2, mode, boundary, fillvalue, correlate):
             lo, hi = hi, lo  # correlate2d centres its window at i - (M-1)//2 (scipy issue 1968)
         pads.append((lo, hi))
     kind = _BOUNDARIES[boundary]
+    xp = _arrays.xp_of(a)
     if mode != "valid" and (kind != "fill" or fv != 0):
         if kind == "fill":
-            a = np.pad(a.astype(rt, copy=False), pads, mode="constant", constant_values=fv)
+            a = xp.pad(a.astype(rt, copy=False), pads, mode="constant", constant_values=fv)
         else:
-            a = np.pad(a, pads, mode=kind)
+            a = xp.pad(a, pads, mode=kind)
         pads = [(0, 0), (0, 0)]
     out, _ = _solve(
         a,
@@ -418,30 +475,39 @@ def _conv2d(in1, in2, mode, boundary, fillvalue, correlate):
         "auto",
         rt,
         exact=_exact_needed(a, b),
+        device=dev,
     )
     if swapped and correlate:
-        out = np.ascontiguousarray(out[::-1, ::-1])
+        out = _arrays.xp_of(out).ascontiguousarray(out[::-1, ::-1])
     return out
 
 
-def convolve2d(in1, in2, mode: str = "full", boundary: str = "fill", fillvalue=0) -> np.ndarray:
+def convolve2d(
+    in1, in2, mode: str = "full", boundary: str = "fill", fillvalue=0, *, device=None
+) -> np.ndarray:
     """Convolve two 2-D arrays, as ``scipy.signal.convolve2d`` (boundary fill / wrap / symm).
+
+    ``device``: None (follow the inputs), 'cpu' or 'cuda' (see the module docstring).
 
     >>> convolve2d([[1, 2], [3, 4]], [[1, 1]], mode="same", boundary="wrap")
     array([[3, 3],
            [7, 7]])
     """
-    return _conv2d(in1, in2, mode, boundary, fillvalue, correlate=False)
+    return _conv2d(in1, in2, mode, boundary, fillvalue, correlate=False, device=device)
 
 
-def correlate2d(in1, in2, mode: str = "full", boundary: str = "fill", fillvalue=0) -> np.ndarray:
+def correlate2d(
+    in1, in2, mode: str = "full", boundary: str = "fill", fillvalue=0, *, device=None
+) -> np.ndarray:
     """Cross-correlate two 2-D arrays, as ``scipy.signal.correlate2d`` (in2 conjugated).
+
+    ``device``: None (follow the inputs), 'cpu' or 'cuda' (see the module docstring).
 
     >>> correlate2d([[1, 2], [3, 4]], [[1, -1]], mode="valid")
     array([[-1],
            [-1]])
     """
-    return _conv2d(in1, in2, mode, boundary, fillvalue, correlate=True)
+    return _conv2d(in1, in2, mode, boundary, fillvalue, correlate=True, device=device)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -474,15 +540,16 @@ def _freq_dtype(dt: np.dtype) -> np.dtype:
     return dt
 
 
-def _fft_front(in1, in2, mode, axes, algorithm):
-    a = np.asarray(in1)
-    b = np.asarray(in2)
+def _fft_front(in1, in2, mode, axes, algorithm, device=None):
+    dev = _device(device, in1, in2)
+    a = _asarray(in1)
+    b = _asarray(in2)
     if a.ndim == b.ndim == 0:
         return a * b
     if a.ndim != b.ndim:
         raise ValueError("in1 and in2 should have the same dimensionality")
     if a.size == 0 or b.size == 0:
-        return np.asarray([])
+        return _xp(a, b).asarray([])
     if algorithm == "overlap_add" and a.shape == b.shape:
         algorithm = "fft"
     noaxes = axes is None
@@ -510,34 +577,37 @@ def _fft_front(in1, in2, mode, axes, algorithm):
         )
         b = b[idx]
     if not axes:  # nothing to transform: scipy multiplies, in the inputs' own dtype
-        return np.ascontiguousarray(a * b)
+        return _xp(a, b).ascontiguousarray(a * b)
     rt = np.result_type(_freq_dtype(a.dtype), _freq_dtype(b.dtype))
     if rt not in _NATIVE:
-        sp = _scipy()
+        sp = _scipy(a, b)
         f = sp.oaconvolve if algorithm == "overlap_add" else sp.fftconvolve
         return f(a, b, mode=mode, axes=axes)
     a, b = a.astype(rt, copy=False), b.astype(rt, copy=False)
-    return _solve_window(a, b, axes, mode, algorithm, rt, fallback="fft")[0]
+    return _solve_window(a, b, axes, mode, algorithm, rt, fallback="fft", device=dev)[0]
 
 
-def fftconvolve(in1, in2, mode: str = "full", axes=None) -> np.ndarray:
+def fftconvolve(in1, in2, mode: str = "full", axes=None, *, device=None) -> np.ndarray:
     """Convolve two N-dimensional arrays with FFTs, as ``scipy.signal.fftconvolve``.
 
     Axes not in ``axes`` broadcast.  float32 stays float32; integers compute in float64.
+    ``device``: None (follow the inputs), 'cpu' or 'cuda' (see the module docstring).
 
     >>> fftconvolve([1.0, 2.0, 3.0], [1.0, 1.0]).round(12)
     array([1., 3., 5., 3.])
     """
-    return _fft_front(in1, in2, mode, axes, "fft")
+    return _fft_front(in1, in2, mode, axes, "fft", device=device)
 
 
-def oaconvolve(in1, in2, mode: str = "full", axes=None) -> np.ndarray:
+def oaconvolve(in1, in2, mode: str = "full", axes=None, *, device=None) -> np.ndarray:
     """Convolve two N-dimensional arrays by overlap-add, as ``scipy.signal.oaconvolve``.
+
+    On the GPU (no overlap-add algorithm there yet) it runs one FFT.
 
     >>> oaconvolve(np.ones(8), np.ones(3), mode="valid").round(12)
     array([3., 3., 3., 3., 3., 3.])
     """
-    return _fft_front(in1, in2, mode, axes, "overlap_add")
+    return _fft_front(in1, in2, mode, axes, "overlap_add", device=device)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -588,8 +658,10 @@ def _plannable(volume: np.ndarray, kernel: np.ndarray, mode) -> bool:
     return _native(np.result_type(volume, kernel))
 
 
-def plan(in1, in2, mode: str = "full", *, correlate: bool = False) -> dispatch.Plan:
+def plan(in1, in2, mode: str = "full", *, correlate: bool = False, device=None) -> dispatch.Plan:
     """What ``convolve`` (or ``correlate``) would run on these inputs, and why.
+
+    ``device`` as for ``convolve``: CuPy inputs (or 'cuda') plan among the CUDA algorithms.
 
     The returned :class:`~gpuconv.dispatch.Plan` holds the chosen algorithm, the estimated time
     of every candidate (or why it does not apply) and a one-line reason.
@@ -598,9 +670,10 @@ def plan(in1, in2, mode: str = "full", *, correlate: bool = False) -> dispatch.P
     >>> p.algorithm
     'separable'
     """
+    dev = _device(device, in1, in2)
     volume, kernel, scalar = _prepare_nd(in1, in2, mode, "auto", correlate=correlate)
     if scalar is not None:
         raise ValueError("plan needs arrays of at least one dimension")
     if correlate:
         kernel = _reverse_and_conj(kernel)
-    return _conv_nd(volume, kernel, mode, "auto", plan_only=True)
+    return _conv_nd(volume, kernel, mode, "auto", plan_only=True, device=dev)

@@ -1,0 +1,312 @@
+"""Routing of the public fronts onto the GPU (``device=`` and CuPy inputs), without a GPU.
+
+The fake CuPy of tests/test_gpu_infra.py (NumPy arrays as device arrays, kernel launches checked
+against the CUDA signatures and emulated) is extended here so that its arrays *look like* CuPy
+arrays to gpuconv (an ndarray subclass whose class lives in module ``cupy``): every array the fake
+module returns is one, and ``asnumpy``/``.get()`` give plain NumPy arrays back.  That checks which
+way a call goes and what type comes back; the numbers come from the kernel emulators, so it does
+not test the CUDA code (the ``gpu``-marked tests at the end do, on a GPU).
+"""
+
+from __future__ import annotations
+
+import sys
+import types
+
+import numpy as np
+import pytest
+
+import gpuconv
+from gpuconv import _arrays, dispatch, nn, signal
+from gpuconv.cuda import _loader
+from tests.conftest import assert_conv_equal, random_array
+from tests.test_gpu_infra import make_fake_cupy
+
+
+class DeviceArray(np.ndarray):
+    """A NumPy array that gpuconv takes for a CuPy array."""
+
+    def get(self):
+        return np.array(self)
+
+
+DeviceArray.__module__ = "cupy"
+DeviceArray.__qualname__ = DeviceArray.__name__ = "ndarray"
+
+
+def _dev(v):
+    if isinstance(v, np.ndarray) and not isinstance(v, DeviceArray):
+        return v.view(DeviceArray)
+    return v
+
+
+def make_routing_cupy():
+    fake = make_fake_cupy()
+
+    def module_getattr(name):
+        f = getattr(np, name)
+        if callable(f) and not isinstance(f, type):
+            return lambda *a, **k: _dev(f(*a, **k))
+        return f
+
+    fake.__getattr__ = module_getattr
+    fake.ndarray = DeviceArray
+    fake.asnumpy = lambda a: np.array(a)
+    return fake
+
+
+@pytest.fixture
+def cp(monkeypatch):
+    fake = make_routing_cupy()
+    monkeypatch.setitem(sys.modules, "cupy", fake)
+    _loader.clear_cache()
+    yield fake
+    _loader.clear_cache()
+
+
+def _is_device(a) -> bool:
+    return _arrays.is_cupy_array(a)
+
+
+def _host(a) -> np.ndarray:
+    return np.array(a)
+
+
+FRONTS = {
+    "convolve": (lambda a, b, **k: signal.convolve(a, b, "same", **k), 1),
+    "correlate": (lambda a, b, **k: signal.correlate(a, b, "full", **k), 1),
+    "convolve_2d": (lambda a, b, **k: signal.convolve(a, b, "valid", **k), 2),
+    "convolve_fft": (lambda a, b, **k: signal.convolve(a, b, "full", "fft", **k), 2),
+    "convolve2d": (lambda a, b, **k: signal.convolve2d(a, b, "same", **k), 2),
+    "convolve2d_symm": (lambda a, b, **k: signal.convolve2d(a, b, boundary="symm", **k), 2),
+    "correlate2d": (lambda a, b, **k: signal.correlate2d(a, b, "full", **k), 2),
+    "fftconvolve": (lambda a, b, **k: signal.fftconvolve(a, b, "same", **k), 2),
+    "fftconvolve_axes": (lambda a, b, **k: signal.fftconvolve(a, b[:1], axes=1, **k), 2),
+    "oaconvolve": (lambda a, b, **k: signal.oaconvolve(a, b, "full", **k), 2),
+}
+
+
+def _operands(rng, nd, dtype=np.float64):
+    shape = (23,) if nd == 1 else (13, 17)
+    kshape = (4,) if nd == 1 else (3, 3)
+    return random_array(rng, shape, dtype), random_array(rng, kshape, dtype)
+
+
+@pytest.mark.parametrize("front", sorted(FRONTS))
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.complex64, np.int64])
+def test_cupy_in_cupy_out(cp, rng, front, dtype):
+    f, nd = FRONTS[front]
+    a, b = _operands(rng, nd, dtype)
+    expected = f(a, b)
+    got = f(cp.asarray(a), cp.asarray(b))
+    assert _is_device(got), type(got)
+    assert cp.launches, "nothing ran on the (fake) GPU"
+    assert_conv_equal(_host(got), expected, a, b)
+
+
+@pytest.mark.parametrize("front", ["convolve", "convolve2d", "fftconvolve"])
+def test_device_cuda_with_numpy_inputs_returns_numpy(cp, rng, front):
+    f, nd = FRONTS[front]
+    a, b = _operands(rng, nd)
+    got = f(a, b, device="cuda")
+    assert type(got) is np.ndarray
+    assert cp.launches, "nothing ran on the (fake) GPU"
+    assert_conv_equal(got, f(a, b), a, b)
+
+
+def test_lists_follow_a_cupy_operand(cp, rng):
+    a = random_array(rng, (20,), np.float64)
+    got = signal.convolve(cp.asarray(a), [1.0, -2.0, 0.5])
+    assert _is_device(got)
+    assert_conv_equal(_host(got), signal.convolve(a, [1.0, -2.0, 0.5]), a, np.ones(3))
+
+
+def test_numpy_inputs_stay_on_the_cpu(cp, rng):
+    a, b = _operands(rng, 2)
+    for f, _ in FRONTS.values():
+        assert type(f(a, b)) is np.ndarray
+        assert type(f(a, b, device="cpu")) is np.ndarray
+    assert type(nn.conv2d(a[None, None], b[None, None])) is np.ndarray
+    assert not cp.launches
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_conv2d_cupy_in_cupy_out(cp, rng, dtype):
+    x = random_array(rng, (2, 4, 9, 10), dtype)
+    w = random_array(rng, (6, 2, 3, 3), dtype)
+    bias = random_array(rng, (6,), dtype)
+    kw = dict(stride=(1, 2), padding=1, groups=2)
+    expected = nn.conv2d(x, w, bias, **kw)
+    got = nn.conv2d(cp.asarray(x), cp.asarray(w), cp.asarray(bias), **kw)
+    assert _is_device(got)
+    assert cp.launches
+    assert_conv_equal(_host(got), expected, x, w)
+    # unbatched input, reflect padding (the pad runs on the device module)
+    expected = nn.conv2d(x[0], w, padding=2, groups=2, padding_mode="reflect")
+    got = nn.conv2d(cp.asarray(x[0]), cp.asarray(w), padding=2, groups=2, padding_mode="reflect")
+    assert _is_device(got)
+    assert_conv_equal(_host(got), expected, x, w)
+
+
+def test_conv_device_cuda_numpy_in_numpy_out(cp, rng):
+    x = random_array(rng, (1, 3, 8, 8), np.float32)
+    w = random_array(rng, (2, 3, 3, 3), np.float32)
+    bias = np.array([1.0, -1.0], np.float32)
+    got = nn.conv2d(x, w, bias, padding="same", device="cuda")
+    assert type(got) is np.ndarray
+    assert cp.launches
+    assert_conv_equal(got, nn.conv2d(x, w, bias, padding="same"), x, w)
+    got = nn.conv1d(x[:, :, 0], w[:, :, 0], device="cuda", algorithm="im2col")
+    assert type(got) is np.ndarray
+    assert_conv_equal(got, nn.conv1d(x[:, :, 0], w[:, :, 0]), x, w)
+
+
+def test_mixed_inputs_are_a_type_error(cp, rng):
+    a, b = _operands(rng, 2)
+    for f, _ in FRONTS.values():
+        with pytest.raises(TypeError, match="different devices"):
+            f(a, cp.asarray(b))
+        with pytest.raises(TypeError, match="different devices"):
+            f(cp.asarray(a), b, device="cuda")
+    x = random_array(rng, (1, 1, 6, 6), np.float64)
+    with pytest.raises(TypeError, match="different devices"):
+        nn.conv2d(cp.asarray(x), np.ones((1, 1, 3, 3)))
+    with pytest.raises(TypeError, match="different devices"):
+        nn.conv2d(cp.asarray(x), cp.ones((1, 1, 3, 3)), np.ones(1))
+
+
+def test_device_cpu_with_cupy_inputs_is_a_type_error(cp, rng):
+    a, b = _operands(rng, 2)
+    for f, _ in FRONTS.values():
+        with pytest.raises(TypeError, match="device='cuda'") as e:
+            f(cp.asarray(a), cp.asarray(b), device="cpu")
+        assert "NumPy" in str(e.value)
+    with pytest.raises(TypeError, match="device='cuda'"):
+        nn.conv2d(cp.asarray(a[None, None]), cp.asarray(b[None, None]), device="cpu")
+    assert not cp.launches
+
+
+def test_unknown_device_names_the_allowed_values(rng):
+    a, b = _operands(rng, 2)
+    for f, _ in FRONTS.values():
+        with pytest.raises(ValueError, match="'cpu', 'cuda' or None"):
+            f(a, b, device="bogus")
+    with pytest.raises(ValueError, match="'cpu', 'cuda' or None"):
+        nn.conv2d(a[None, None], b[None, None], device="bogus")
+    with pytest.raises(ValueError, match="'cpu', 'cuda' or None"):
+        signal.plan(a, b, device="gpu0")
+
+
+def test_device_cuda_without_cupy(monkeypatch, rng):
+    monkeypatch.setitem(sys.modules, "cupy", None)
+    a, b = _operands(rng, 2)
+    with pytest.raises(ImportError, match="gpuconv\\[cuda12\\]"):
+        signal.convolve(a, b, device="cuda")
+    with pytest.raises(ImportError, match="gpuconv\\[cuda12\\]"):
+        nn.conv2d(a[None, None], b[None, None], device="cuda")
+
+
+def test_device_cuda_without_a_device(monkeypatch, rng):
+    fake = types.ModuleType("cupy")
+    fake.cuda = types.SimpleNamespace(runtime=types.SimpleNamespace(getDeviceCount=lambda: 0))
+    monkeypatch.setitem(sys.modules, "cupy", fake)
+    a, b = _operands(rng, 1)
+    with pytest.raises(RuntimeError, match="no device"):
+        signal.fftconvolve(a, b, device="cuda")
+
+
+def test_plan_for_cupy_inputs_lists_only_cuda_candidates(cp, rng):
+    a, b = _operands(rng, 2, np.float32)
+    p = signal.plan(cp.asarray(a), cp.asarray(b), "same")
+    assert [c.name for c in p.candidates] == dispatch.algorithm_names("cuda")
+    assert p.algorithm in dispatch.algorithm_names("cuda")
+    assert p.estimates  # every candidate has an estimate here
+    p = signal.plan(a, b, "same", device="cuda")
+    assert [c.name for c in p.candidates] == dispatch.algorithm_names("cuda")
+    p = signal.plan(a, b, "same")
+    assert [c.name for c in p.candidates] == dispatch.algorithm_names()
+    assert not cp.launches
+
+
+def test_scipy_only_inputs_with_cupy_are_a_type_error(cp):
+    h = np.ones(5, np.float16)
+    for f in (signal.convolve, signal.correlate):
+        with pytest.raises(TypeError, match="scipy.signal on the host"):
+            f(cp.asarray(h), cp.asarray(h))
+        with pytest.raises(TypeError, match="scipy.signal on the host"):
+            f(cp.zeros(0), cp.ones(3))
+    with pytest.raises(TypeError, match="scipy.signal on the host"):
+        signal.convolve2d(cp.zeros((0, 3)), cp.ones((2, 2)))
+
+
+def test_backward_ops_are_not_on_the_gpu(cp, rng):
+    w = cp.asarray(random_array(rng, (2, 1, 3, 3), np.float64))
+    dy = cp.asarray(random_array(rng, (1, 2, 6, 6), np.float64))
+    with pytest.raises(TypeError, match="not on the GPU yet"):
+        nn.conv_transpose2d(dy, w.transpose(1, 0, 2, 3))
+    with pytest.raises(TypeError, match="not on the GPU yet"):
+        nn.conv2d_input((1, 1, 8, 8), w, dy)
+    with pytest.raises(TypeError, match="not on the GPU yet"):
+        nn.conv2d_weight(cp.ones((1, 1, 8, 8)), (2, 1, 3, 3), dy)
+    spec = gpuconv._spec.ConvSpec(in_shape=(8, 8), kernel_shape=(3, 3))
+    for name in dispatch.algorithm_names("cuda"):
+        alg = dispatch.get_algorithm(name, "cuda")
+        assert alg.supports(spec) is None
+        for op in ("backward_data", "backward_weight"):
+            assert "not on the GPU yet" in alg.supports(spec, op=op)
+    with pytest.raises(ValueError, match="not on the GPU yet"):
+        dispatch.choose(spec, device="cuda", op="backward_weight")
+
+
+def test_registry_by_device():
+    assert dispatch.algorithm_names() == dispatch.algorithm_names("cpu")
+    assert "overlap_add" in dispatch.algorithm_names()
+    assert dispatch.algorithm_names("cuda") == ["direct", "fft", "im2col"]
+    for name, exact in [("direct", True), ("fft", False), ("im2col", True)]:
+        alg = dispatch.get_algorithm(name, "cuda")
+        assert (alg.device, alg.module, alg.exact) == ("cuda", f"gpuconv.cuda.{name}", exact)
+        assert dispatch.get_algorithm(name).device == "cpu"
+    with pytest.raises(ValueError, match="unknown cuda algorithm 'separable'"):
+        dispatch.get_algorithm("separable", "cuda")
+    assert set(dispatch.constants("cuda")) >= {"stream_byte", "fft_nlogn_f32", "gemm_mac_f32"}
+
+
+def test_named_cpu_only_method_on_the_gpu(cp, rng):
+    a, b = _operands(rng, 2)
+    with pytest.raises(ValueError, match="unknown cuda algorithm 'separable'"):
+        signal.convolve(cp.asarray(a), cp.asarray(b), method="separable")
+    with pytest.raises(ValueError, match="unknown cuda algorithm 'separable'"):
+        nn.conv2d(cp.asarray(a[None, None]), cp.asarray(b[None, None]), algorithm="separable")
+
+
+# ---------------------------------------------------------------------------------------------
+# the same on a real GPU
+
+
+@pytest.mark.gpu
+def test_gpu_cupy_in_cupy_out(device, rng):
+    import cupy
+
+    for front in ("convolve", "correlate", "convolve2d", "fftconvolve", "oaconvolve"):
+        f, nd = FRONTS[front]
+        a, b = _operands(rng, nd)
+        got = f(cupy.asarray(a), cupy.asarray(b))
+        assert isinstance(got, cupy.ndarray), front
+        assert_conv_equal(cupy.asnumpy(got), f(a, b), a, b)
+
+
+@pytest.mark.gpu
+def test_gpu_device_cuda_numpy_in_numpy_out(device, rng):
+    import cupy
+
+    x = random_array(rng, (2, 4, 12, 12), np.float32)
+    w = random_array(rng, (8, 4, 3, 3), np.float32)
+    got = nn.conv2d(x, w, padding=1, device="cuda")
+    assert type(got) is np.ndarray
+    assert_conv_equal(got, nn.conv2d(x, w, padding=1), x, w)
+    got = nn.conv2d(cupy.asarray(x), cupy.asarray(w), padding=1)
+    assert isinstance(got, cupy.ndarray)
+    with pytest.raises(TypeError, match="device='cuda'"):
+        nn.conv2d(cupy.asarray(x), cupy.asarray(w), device="cpu")
+    with pytest.raises(TypeError, match="different devices"):
+        signal.convolve(cupy.asarray(x[0, 0]), w[0, 0])
