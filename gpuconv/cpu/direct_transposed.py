@@ -23,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from gpuconv._spec import ConvSpec
+from gpuconv.cpu.direct import _as5
 
 __all__ = ["supports_backward_data", "run_backward_data"]
 
@@ -122,13 +123,6 @@ def _build_core():
                             dxf[uintp(rowbase + r + sw * m)] = acc[uintp(r * L + m)]
 
     return core
-
-
-def _as5(a: np.ndarray, nd: int) -> np.ndarray:
-    a = np.ascontiguousarray(a)
-    if not a.flags.writeable:
-        a = a.copy()
-    return a.reshape(a.shape[:2] + (1,) * (3 - nd) + a.shape[2:])
 
 
 def run_backward_data(spec: ConvSpec, dy: np.ndarray, w: np.ndarray) -> np.ndarray:

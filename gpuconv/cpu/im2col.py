@@ -201,22 +201,7 @@ def run(spec: ConvSpec, x: np.ndarray, w: np.ndarray, *, budget_bytes: int | Non
     nb, pn = _chunks(spec, kg, budget)
     buf = np.empty(nb * kg * pn, dtype=spec.dtype)
 
-    if spec.ndim <= 3:
-        lead = 3 - spec.ndim
-        x5 = x.reshape((N, spec.c_in) + (1,) * lead + spec.in_shape)
-        k3 = (1,) * lead + spec.kernel_shape
-        s3 = (1,) * lead + spec.stride
-        d3 = (1,) * lead + spec.dilation
-        p3 = (0,) * lead + spec.pad_lo
-        o3 = (1,) * lead + spec.out_shape
-
-        def fill(n0, nbc, c0, p0, pnc):
-            cols = buf[: nbc * kg * pnc].reshape(nbc, kg, pnc)
-            _fill((x5, n0, c0, p0, *k3, *s3, *d3, *p3, o3[1], o3[2]), cols)
-            return cols
-
-    else:
-        fill = _numpy_filler(spec, x, buf, kg)
+    fill = _column_filler(spec, x, buf, kg)
 
     for gi in range(g):
         wg = wm[gi * cog : (gi + 1) * cog]
@@ -228,6 +213,27 @@ def run(spec: ConvSpec, x: np.ndarray, w: np.ndarray, *, budget_bytes: int | Non
                 out = y3[n0 : n0 + nbc, gi * cog : (gi + 1) * cog, p0 : p0 + pnc]
                 np.matmul(wg, cols, out=out)
     return y
+
+
+def _column_filler(spec: ConvSpec, x: np.ndarray, buf: np.ndarray, kg: int):
+    """``fill(n0, nbc, c0, p0, pnc)``: the columns of images ``n0..n0+nbc``, channels from ``c0``
+    and output positions ``p0..p0+pnc``, written into ``buf`` (numba for up to 3 spatial axes)."""
+    if spec.ndim > 3:
+        return _numpy_filler(spec, x, buf, kg)
+    lead = 3 - spec.ndim
+    x5 = x.reshape((spec.batch, spec.c_in) + (1,) * lead + spec.in_shape)
+    k3 = (1,) * lead + spec.kernel_shape
+    s3 = (1,) * lead + spec.stride
+    d3 = (1,) * lead + spec.dilation
+    p3 = (0,) * lead + spec.pad_lo
+    o3 = (1,) * lead + spec.out_shape
+
+    def fill(n0, nbc, c0, p0, pnc):
+        cols = buf[: nbc * kg * pnc].reshape(nbc, kg, pnc)
+        _fill((x5, n0, c0, p0, *k3, *s3, *d3, *p3, o3[1], o3[2]), cols)
+        return cols
+
+    return fill
 
 
 def _numpy_filler(spec: ConvSpec, x: np.ndarray, buf: np.ndarray, kg: int):
@@ -426,22 +432,7 @@ def run_backward_weight(
     dwm = np.zeros((spec.c_out, kg), dtype=spec.dtype)
     nb, pn = _chunks(spec, kg, budget)
     buf = np.empty(nb * kg * pn, dtype=spec.dtype)
-    if spec.ndim <= 3:
-        lead = 3 - spec.ndim
-        x5 = x.reshape((N, spec.c_in) + (1,) * lead + spec.in_shape)
-        k3 = (1,) * lead + spec.kernel_shape
-        s3 = (1,) * lead + spec.stride
-        d3 = (1,) * lead + spec.dilation
-        p3 = (0,) * lead + spec.pad_lo
-        o3 = (1,) * lead + spec.out_shape
-
-        def fill(n0, nbc, c0, p0, pnc):
-            cols = buf[: nbc * kg * pnc].reshape(nbc, kg, pnc)
-            _fill((x5, n0, c0, p0, *k3, *s3, *d3, *p3, o3[1], o3[2]), cols)
-            return cols
-
-    else:
-        fill = _numpy_filler(spec, x, buf, kg)
+    fill = _column_filler(spec, x, buf, kg)
     for gi in range(g):
         acc = dwm[gi * cog : (gi + 1) * cog]
         for n0 in range(0, N, nb):
