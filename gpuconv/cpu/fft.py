@@ -87,21 +87,23 @@ def _finish(y: np.ndarray, dtype: np.dtype) -> np.ndarray:
 _RADIX_COST = {2: 1.0, 3: 1.3, 5: 1.35, 7: 1.45, 11: 1.5}
 
 
-def _factor(n: int) -> list[int] | None:
+def _factor(n: int, primes=(2, 3, 5, 7, 11)) -> list[int] | None:
+    """The prime factors of ``n`` if all are in ``primes``, else None."""
     out = []
-    for p in (2, 3, 5, 7, 11):
+    for p in primes:
         while n % p == 0:
             out.append(p)
             n //= p
     return out if n == 1 else None
 
 
-def _len_cost(n: int) -> float:
-    """Rough cost of a length-n transform: n * sum over prime factors p of w_p * log2(p)."""
-    f = _factor(n)
+def _len_cost(n: int, radix_cost: dict[int, float] = _RADIX_COST) -> float:
+    """Rough cost of a length-n transform: n * sum over prime factors p of w_p * log2(p)
+    (infinite when a factor has no weight in ``radix_cost``)."""
+    f = _factor(n, tuple(radix_cost))
     if f is None:
         return math.inf
-    return n * max(sum(_RADIX_COST[p] * math.log2(p) for p in f), 1.0)
+    return n * max(sum(radix_cost[p] * math.log2(p) for p in f), 1.0)
 
 
 @lru_cache(maxsize=4096)

@@ -31,6 +31,7 @@ from functools import lru_cache
 import numpy as np
 
 from gpuconv._spec import ConvSpec
+from gpuconv.cpu import fft as _cpu_fft
 from gpuconv.cuda import _build, _loader
 
 SOURCE = "spectral.cu"
@@ -43,19 +44,11 @@ _RADIX_COST = {2: 1.0, 3: 1.25, 5: 1.35, 7: 1.5}
 
 
 def _factor7(n: int) -> list[int] | None:
-    out = []
-    for p in (2, 3, 5, 7):
-        while n % p == 0:
-            out.append(p)
-            n //= p
-    return out if n == 1 else None
+    return _cpu_fft._factor(n, (2, 3, 5, 7))
 
 
 def _len_cost(n: int) -> float:
-    f = _factor7(n)
-    if f is None:
-        return math.inf
-    return n * max(sum(_RADIX_COST[p] * math.log2(p) for p in f), 1.0)
+    return _cpu_fft._len_cost(n, _RADIX_COST)
 
 
 def _smooth_between(lo: int, hi: int) -> list[int]:
