@@ -1,0 +1,57 @@
+"""Timing one callable the way every gpuconv measurement does (bench, tune, method='benchmark').
+
+Median of ``repeat`` runs after ``warmup`` runs that are not counted (compilation, FFT plans, the
+allocator's first large mappings).  On the GPU each run is bracketed by CUDA events on the current
+stream, so the time is the device's, not the launch's.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from statistics import median
+
+
+def time_cpu(fn: Callable[[], object], repeat: int = 5, warmup: int = 2) -> float:
+    """Median wall time of ``fn()`` in seconds.
+
+    >>> time_cpu(lambda: sum(range(1000)), repeat=3) < 1.0
+    True
+    """
+    for _ in range(warmup):
+        fn()
+    runs = []
+    for _ in range(max(1, repeat)):
+        t0 = time.perf_counter()
+        fn()
+        runs.append(time.perf_counter() - t0)
+    return float(median(runs))
+
+
+def time_cuda(fn: Callable[[], object], repeat: int = 10, warmup: int = 2) -> float:
+    """Median device time of ``fn()`` in seconds, measured with CUDA events on CuPy's current
+    stream (``fn`` must enqueue its work there, as every gpuconv CUDA algorithm does)."""
+    import cupy
+
+    for _ in range(warmup):
+        fn()
+    stream = cupy.cuda.get_current_stream()
+    stream.synchronize()
+    runs = []
+    for _ in range(max(1, repeat)):
+        start, stop = cupy.cuda.Event(), cupy.cuda.Event()
+        start.record(stream)
+        fn()
+        stop.record(stream)
+        stop.synchronize()
+        runs.append(cupy.cuda.get_elapsed_time(start, stop) * 1e-3)
+    return float(median(runs))
+
+
+def time_on(device: str, fn: Callable[[], object], repeat: int = 5, warmup: int = 2) -> float:
+    """:func:`time_cpu` or :func:`time_cuda` by ``device`` ('cpu' or 'cuda')."""
+    if device == "cuda":
+        return time_cuda(fn, repeat, warmup)
+    if device == "cpu":
+        return time_cpu(fn, repeat, warmup)
+    raise ValueError(f"unknown device {device!r}; use 'cpu' or 'cuda'")
