@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import importlib
 import math
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from math import prod
@@ -594,27 +593,41 @@ def _assess(alg: Algorithm, spec: ConvSpec, op: str) -> tuple[str | None, float 
 
 def measure(
     spec: ConvSpec,
-    x: np.ndarray,
-    w: np.ndarray,
+    x,
+    w,
     names: list[str] | None = None,
     repeat: int = 3,
     op: str = "forward",
+    device: str = "cpu",
+    skip_factor: float | None = None,
 ) -> dict[str, float]:
-    """Median wall time in seconds of each named (default: every supporting) algorithm.
+    """Median time in seconds of each named (default: every supporting) algorithm of ``device``.
 
-    ``x`` and ``w`` are the operands of ``op`` (see :func:`execute`)."""
+    ``x`` and ``w`` are the operands of ``op`` (see :func:`execute`), NumPy arrays for the CPU
+    and CuPy arrays for ``device='cuda'`` (timed with CUDA events).  With ``skip_factor``,
+    algorithms estimated more than that many times slower than the best estimate are not run.
+
+    >>> import numpy as np
+    >>> from gpuconv._spec import ConvSpec
+    >>> spec = ConvSpec(in_shape=(64,), kernel_shape=(3,))
+    >>> sorted(measure(spec, np.ones((1, 1, 64)), np.ones((1, 1, 3)), ["direct", "fft"]))
+    ['direct', 'fft']
+    """
+    from ._timing import time_on
+
+    _check_op(op)
+    est = {}
+    for name in names or algorithm_names(device):
+        alg = get_algorithm(name, device)
+        if alg.supports(spec, w, op) is None:
+            est[name] = alg.estimate(spec, op)
+    if skip_factor is not None and est:
+        best = min(est.values())
+        est = {n: e for n, e in est.items() if e <= skip_factor * best}
     times = {}
-    for name in names or algorithm_names():
-        alg = get_algorithm(name)
-        if alg.supports(spec, w, op) is not None:
-            continue
-        alg.run(spec, x, w, op)  # warm-up: compilation, caches, FFT plans
-        runs = []
-        for _ in range(repeat):
-            t0 = time.perf_counter()
-            alg.run(spec, x, w, op)
-            runs.append(time.perf_counter() - t0)
-        times[name] = float(np.median(runs))
+    for name in est:
+        alg = get_algorithm(name, device)
+        times[name] = time_on(device, lambda alg=alg: alg.run(spec, x, w, op), repeat, warmup=1)
     return times
 
 
