@@ -18,6 +18,9 @@ from ._spec import ConvSpec
 #: fitted 2026-11-23 by bench/dispatch_cpu.py (measured time over estimate, median per
 #: algorithm, over 1-D/2-D/3-D float32/float64 problems and two CNN layers).  Units: seconds
 #: per unit of work.
+#: the CPU algorithms' registry names (gpuconv.dispatch registers them in this order)
+CPU_ALGORITHMS = ("direct", "im2col", "fft", "overlap_add", "separable")
+
 CPU_CONSTANTS: dict[str, float] = {
     # direct: seconds per real multiply-add (vectorised, all cores), by element kind
     "direct_mac_f32": 1.0 / 100e9,
@@ -53,6 +56,20 @@ CPU_CONSTANTS: dict[str, float] = {
     "direct_transposed_penalty": 2.0,
     # col2im: scatter-adding the column matrix costs this many times writing it
     "col2im_scatter_factor": 2.0,
+    # each algorithm's efficiency per number of spatial axes: measured time over the estimate
+    # above (median over the calibration grid, gpuconv._grids.calibration), fitted by
+    # `gpuconv tune`; 1.0 where not fitted
+    **{f"scale_{a}_{n}d": 1.0 for a in CPU_ALGORITHMS for n in (1, 2, 3)},
+}
+
+#: what gpuconv._rates.measure read on the machine the table above was fitted on; `gpuconv
+#: tune` rescales each rate-like constant by the ratio of its own machine's figure to these
+CPU_REFERENCE_RATES: dict[str, float] = {
+    "copy_bytes_per_s": 45e9,
+    "gemm_flops_f32": 244e9,
+    "gemm_flops_f64": 118e9,
+    "fft_nlogn_per_s_f32": 18.2e9,
+    "fft_nlogn_per_s_f64": 11.9e9,
 }
 
 

@@ -1,4 +1,4 @@
-"""The ``gpuconv`` command: ``gpuconv bench`` and ``gpuconv info``."""
+"""The ``gpuconv`` command: ``gpuconv bench``, ``gpuconv tune`` and ``gpuconv info``."""
 
 from __future__ import annotations
 
@@ -33,12 +33,50 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _info(args: argparse.Namespace) -> int:
-    from . import _bench, _kernels, dispatch
+    from . import _arrays, _bench, _cache, _kernels, dispatch
 
     for key, value in _bench.machine_info().items():
-        print(f"{key:>10}: {value}")
-    print(f"{'algorithms':>10}: {', '.join(dispatch.algorithm_names())}")
-    print(f"{'kernels':>10}: {_kernels.source_dir()} ({len(_kernels.sources())} sources)")
+        print(f"{key:>12}: {value}")
+    print(f"{'cache':>12}: {_cache.cache_dir()}" + ("" if _cache.enabled() else " (off)"))
+    devices = ["cpu"]
+    try:
+        cp = _arrays.require_cupy()
+        devices.append("cuda")
+    except (ImportError, RuntimeError) as e:
+        print(f"{'cuda':>12}: not available: {e}")
+    for dev in devices:
+        print(f"{dev:>12}: {_cache.device_id(dev)}")
+        print(f"{'':>12}  algorithms: {', '.join(dispatch.algorithm_names(dev))}")
+        print(f"{'':>12}  cost constants: {dispatch.constants_source(dev)}")
+    print(f"{'kernels':>12}: {_kernels.source_dir()} ({len(_kernels.sources())} sources)")
+    if "cuda" in devices:
+        from .cuda import _loader
+
+        print(f"{'':>12}  CuPy {cp.__version__}: compiling every kernel for this device ...")
+        report = _loader.compile_report()
+        bad = [r for r in report if r[2]]
+        print(f"{'':>12}  {len(report) - len(bad)} of {len(report)} kernels compile")
+        for source, name, err in bad:
+            print(f"{'':>12}  FAILED {source}:{name}: {err}")
+        return 1 if bad else 0
+    print(f"{'':>12}  not compiled here (no usable GPU); CI compiles them with nvcc")
+    return 0
+
+
+def _tune(args: argparse.Namespace) -> int:
+    from . import _tune
+
+    def progress(i: int, n: int, label: str) -> None:
+        print(f"  [{i}/{n}] {label}", file=sys.stderr, flush=True)
+
+    try:
+        result = _tune.tune(
+            args.device, repeat=args.repeat, save=not args.no_save, progress=progress
+        )
+    except (ImportError, RuntimeError) as e:
+        print(f"gpuconv tune: {e}", file=sys.stderr)
+        return 2
+    print(result.summary())
     return 0
 
 
@@ -52,7 +90,14 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--out", help="folder for report.md and results.json")
     b.add_argument("-k", type=int, nargs="*", help="kernel sizes to run instead of the suite's")
     b.set_defaults(func=_bench)
-    i = sub.add_parser("info", help="versions, algorithms, where the kernels are")
+    t = sub.add_parser(
+        "tune", help="measure this machine and save the dispatcher's cost constants for it"
+    )
+    t.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    t.add_argument("--repeat", type=int, default=3, help="timed runs per algorithm and problem")
+    t.add_argument("--no-save", action="store_true", help="fit and print, do not save")
+    t.set_defaults(func=_tune)
+    i = sub.add_parser("info", help="devices, versions, kernels, where the cache is")
     i.set_defaults(func=_info)
     args = parser.parse_args(argv)
     return args.func(args)

@@ -38,6 +38,7 @@ they say it is not on the GPU yet.  Their cost model (:data:`CUDA_CONSTANTS`) is
 from __future__ import annotations
 
 import importlib
+import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -45,7 +46,7 @@ from math import prod
 
 import numpy as np
 
-from . import _costs
+from . import _cache, _costs
 from ._spec import ConvSpec
 
 #: the operations the dispatcher knows (see the module docstring).
@@ -156,8 +157,13 @@ class Algorithm:
             return getattr(self._op_impl(op), f"run_{op}")(spec, x, w)
         return how.run(self._impl(), x, w)
 
-    def estimate(self, spec: ConvSpec, op: str = "forward") -> float:
-        c = constants(self.device)
+    def estimate(self, spec: ConvSpec, op: str = "forward", c: dict | None = None) -> float:
+        """Estimated seconds of ``op`` on ``spec`` under the cost constants ``c`` (default: those
+        in force for this algorithm's device), times the algorithm's fitted efficiency scale."""
+        c = constants(self.device) if c is None else c
+        return self._estimate(spec, op, c) * c.get(f"scale_{self.name}_{spec.ndim}d", 1.0)
+
+    def _estimate(self, spec: ConvSpec, op: str, c: dict) -> float:
         kind, how = self.route(spec, op)
         if op == "forward":
             if kind == "fast":
@@ -345,12 +351,22 @@ CUDA_CONSTANTS: dict[str, float] = {
     "overhead_direct": 15e-6,
     "overhead_im2col": 40e-6,
     "overhead_fft": 60e-6,
+    **{f"scale_{a}_{n}d": 1.0 for a in ("direct", "fft", "im2col") for n in (1, 2, 3)},
 }
 
-_CONSTANTS: dict[str, dict[str, float]] = {
-    "cpu": dict(_costs.CPU_CONSTANTS),
-    "cuda": dict(CUDA_CONSTANTS),
+#: the rates CUDA_CONSTANTS assume (same keys as gpuconv._rates.Rates), for `gpuconv tune`
+CUDA_REFERENCE_RATES: dict[str, float] = {
+    "copy_bytes_per_s": 2.9e12,
+    "gemm_flops_f32": 50e12,
+    "gemm_flops_f64": 24e12,
+    "fft_nlogn_per_s_f32": 2 * _CUFFT_REF_N * math.log2(_CUFFT_REF_N) / 0.3e-3,
+    "fft_nlogn_per_s_f64": _CUFFT_REF_N * math.log2(_CUFFT_REF_N) / 0.3e-3,
 }
+
+_BUILTIN: dict[str, dict[str, float]] = {"cpu": _costs.CPU_CONSTANTS, "cuda": CUDA_CONSTANTS}
+_CONSTANTS: dict[str, dict[str, float]] = {d: dict(t) for d, t in _BUILTIN.items()}
+#: device -> where its constants in force came from (absent until first use reads the cache)
+_SOURCE: dict[str, str] = {}
 
 
 def _cuda_direct_cost(spec: ConvSpec, c: dict[str, float]) -> float:
@@ -424,17 +440,88 @@ def get_algorithm(name: str, device: str = "cpu") -> Algorithm:
         ) from None
 
 
+def _check_device(device) -> None:
+    if device not in _BUILTIN:
+        raise ValueError(f"unknown device {device!r}; use 'cpu' or 'cuda'")
+
+
+def _load_tuned(device: str) -> None:
+    """Read ``gpuconv tune``'s constants for ``device`` from the cache, once per process."""
+    if device in _SOURCE:
+        return
+    _SOURCE[device] = "built-in table"
+    try:
+        payload = _cache.load("constants", device)
+    except Exception:  # no CuPy / no GPU: the GPU algorithms will say so when run
+        payload = None
+    if payload is None:
+        return
+    values = payload.get("constants")
+    bad = _bad_constants(device, values)
+    if bad:
+        import warnings
+
+        warnings.warn(
+            f"gpuconv ignores the tuned constants in {_cache.path('constants', device)}: {bad}; "
+            "run `gpuconv tune` again",
+            _cache.CacheWarning,
+            stacklevel=3,
+        )
+        return
+    _CONSTANTS[device].update({k: float(v) for k, v in values.items()})
+    _SOURCE[device] = f"tuned {payload.get('created', '?')} ({_cache.path('constants', device)})"
+    _ASSESSED.clear()
+
+
+def _bad_constants(device: str, values) -> str | None:
+    if not isinstance(values, dict):
+        return "no table of constants"
+    unknown = sorted(set(values) - set(_BUILTIN[device]))
+    if unknown:
+        return f"unknown constants {unknown}"
+    for k, v in values.items():
+        if not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
+            return f"constant {k} = {v!r} is not a positive number"
+    return None
+
+
 def constants(device: str = "cpu") -> dict[str, float]:
-    """The cost model's constants in force for ``device`` (a copy)."""
+    """The cost model's constants in force for ``device`` (a copy): the built-in table, or what
+    ``gpuconv tune`` measured on this machine (read from the cache on first use).
+
+    >>> constants()["stream_byte"] > 0
+    True
+    """
+    _check_device(device)
+    _load_tuned(device)
     return dict(_CONSTANTS[device])
 
 
+def constants_source(device: str = "cpu") -> str:
+    """Where ``device``'s constants in force come from: the built-in table or a tuned file."""
+    _check_device(device)
+    _load_tuned(device)
+    return _SOURCE[device]
+
+
 def set_constants(device: str, values: dict[str, float]) -> None:
-    """Replace some of ``device``'s cost constants (used by calibration)."""
-    unknown = set(values) - set(_CONSTANTS[device])
-    if unknown:
-        raise ValueError(f"unknown cost constants for {device}: {sorted(unknown)}")
+    """Replace some of ``device``'s cost constants for this process (``gpuconv tune`` saves them
+    for later ones)."""
+    _check_device(device)
+    _load_tuned(device)
+    bad = _bad_constants(device, values)
+    if bad:
+        raise ValueError(f"cost constants for {device}: {bad}")
     _CONSTANTS[device].update({k: float(v) for k, v in values.items()})
+    _SOURCE[device] = "set in this process"
+    _ASSESSED.clear()
+
+
+def reset_constants(device: str = "cpu") -> None:
+    """Back to the built-in table for ``device`` (ignoring any tuned file in this process)."""
+    _check_device(device)
+    _CONSTANTS[device] = dict(_BUILTIN[device])
+    _SOURCE[device] = "built-in table"
     _ASSESSED.clear()
 
 
@@ -631,6 +718,128 @@ def measure(
     return times
 
 
+#: with method='benchmark', candidates estimated this many times slower than the best estimate
+#: are not timed (no cost-model error this large was seen; timing them would only cost time)
+BENCHMARK_SKIP = 10.0
+#: most problem signatures remembered per device (the oldest are forgotten first)
+AUTOTUNE_MAX = 4096
+
+#: device -> signature -> {"algorithm": winner, "seconds": {name: median seconds}}
+_AUTOTUNED: dict[str, dict[str, dict]] = {}
+
+
+def _signature(spec: ConvSpec, op: str, exact: bool, allowed, eligible) -> str:
+    fields = {k: getattr(spec, k) for k in spec.__dataclass_fields__}
+    fields["dtype"] = str(spec.dtype)
+    what = [op, bool(exact), sorted(allowed) if allowed else None, sorted(eligible), fields]
+    return json.dumps(what, sort_keys=True, default=list)
+
+
+def _autotune_table(device: str) -> dict[str, dict]:
+    table = _AUTOTUNED.get(device)
+    if table is None:
+        try:
+            table = _valid_autotune(_cache.load("autotune", device))
+        except Exception:  # no CuPy / GPU: measure() will say so
+            table = {}
+        _AUTOTUNED[device] = table
+    return table
+
+
+def _valid_autotune(payload) -> dict[str, dict]:
+    entries = payload.get("entries") if isinstance(payload, dict) else None
+    if not isinstance(entries, dict):
+        return {}
+    return {
+        k: v
+        for k, v in entries.items()
+        if isinstance(v, dict) and isinstance(v.get("algorithm"), str)
+    }
+
+
+def _save_autotune(device: str, key: str, entry: dict) -> None:
+    # merge with what other processes saved meanwhile, then replace the file atomically
+    try:
+        merged = _valid_autotune(_cache.load("autotune", device))
+    except Exception:
+        merged = {}
+    merged.update(_AUTOTUNED[device])
+    merged[key] = entry
+    while len(merged) > AUTOTUNE_MAX:
+        merged.pop(next(iter(merged)))
+    try:
+        _cache.save("autotune", device, {"entries": merged})
+    except OSError as e:
+        import warnings
+
+        warnings.warn(
+            f"gpuconv could not save benchmarked choices to {_cache.cache_dir()} ({e}); they "
+            "are remembered in this process only (set GPUCONV_CACHE_DIR to a writable folder)",
+            _cache.CacheWarning,
+            stacklevel=3,
+        )
+
+
+def forget_benchmarks(device: str | None = None) -> None:
+    """Forget, in this process, every choice ``method='benchmark'`` made (the cache file stays)."""
+    if device is None:
+        _AUTOTUNED.clear()
+    else:
+        _AUTOTUNED.pop(device, None)
+
+
+def benchmark(
+    spec: ConvSpec,
+    x,
+    w,
+    *,
+    op: str = "forward",
+    exact: bool = False,
+    allowed: tuple[str, ...] | None = None,
+    device: str = "cpu",
+    repeat: int = 3,
+) -> str:
+    """The fastest algorithm for ``spec``, timed on these operands the first time this problem
+    signature is seen, then remembered (in this process and in the cache file
+    ``autotune-<device>.json``), like ``torch.backends.cudnn.benchmark``.
+
+    The signature is the problem (shapes, stride, padding, dtype, op, ...) and the set of
+    algorithms that apply to it, so a rank-1 kernel (where separable applies) and a full one of
+    the same shape are timed separately.  Candidates estimated more than :data:`BENCHMARK_SKIP`
+    times slower than the best estimate are not timed.
+
+    >>> import numpy as np
+    >>> from gpuconv._spec import ConvSpec
+    >>> spec = ConvSpec(in_shape=(256, 256), kernel_shape=(3, 3))
+    >>> benchmark(spec, np.ones((1, 1, 256, 256)), np.ones((1, 1, 3, 3))) in algorithm_names()
+    True
+    """
+    plan = choose(spec, w, exact=exact, device=device, allowed=allowed, op=op)
+    eligible = sorted(plan.estimates)
+    if len(eligible) == 1:
+        return eligible[0]
+    key = _signature(spec, op, exact, allowed, eligible)
+    table = _autotune_table(device)
+    hit = table.get(key)
+    if hit is not None and hit["algorithm"] in eligible:
+        return hit["algorithm"]
+    best = min(plan.estimates.values())
+    names = [n for n in eligible if plan.estimates[n] <= BENCHMARK_SKIP * best]
+    if len(names) == 1:
+        return names[0]
+    if device == "cuda":
+        from ._arrays import require_cupy
+
+        xp = require_cupy()
+        x, w = xp.asarray(x, dtype=spec.dtype), xp.asarray(w, dtype=spec.dtype)
+    times = measure(spec, x, w, names, repeat=repeat, op=op, device=device)
+    winner = min(times, key=times.get)
+    entry = {"algorithm": winner, "seconds": times}
+    table[key] = entry
+    _save_autotune(device, key, entry)
+    return winner
+
+
 def execute(
     spec: ConvSpec,
     x: np.ndarray,
@@ -641,7 +850,8 @@ def execute(
     op: str = "forward",
     device: str = "cpu",
 ) -> np.ndarray:
-    """Solve ``spec`` for inputs ``x`` and ``w`` with ``algorithm`` (a registered name or 'auto').
+    """Solve ``spec`` for inputs ``x`` and ``w`` with ``algorithm``: a registered name, 'auto'
+    (the cost model's choice) or 'benchmark' (the fastest when timed, see :func:`benchmark`).
 
     ``device='cuda'`` runs a CUDA algorithm: the operands are taken as CuPy arrays (NumPy ones are
     copied to the GPU) and a CuPy array comes back.
@@ -680,6 +890,8 @@ def execute(
     w = xp.asarray(w, dtype=spec.dtype)
     if algorithm == "auto":
         algorithm = choose(spec, w, exact=exact, op=op, device=device).algorithm
+    elif algorithm == "benchmark":
+        algorithm = benchmark(spec, x, w, exact=exact, op=op, device=device)
     alg = get_algorithm(algorithm, device)
     reason = alg.supports(spec, w, op)
     if reason is not None:

@@ -9,7 +9,9 @@ and ``(C_in, C_out/groups, *kernel)`` for the transposed convolution.
 Every call is mapped onto one canonical :class:`~gpuconv._spec.ConvSpec` and run by
 :func:`gpuconv.dispatch.execute` with ``op`` ``'forward'``, ``'backward_data'`` (the transposed
 convolution and ``conv*_input``) or ``'backward_weight'`` (``conv*_weight``); ``algorithm`` is
-``'auto'`` (the dispatcher's choice) or a registered name (:func:`gpuconv.algorithm_names`).
+``'auto'`` (the dispatcher's choice), ``'benchmark'`` (the fastest when timed, once per problem
+signature, like ``torch.backends.cudnn.benchmark``) or a registered name
+(:func:`gpuconv.algorithm_names`).
 
 dtypes: the result dtype is ``numpy.result_type(input, weight, float32)`` (float32, float64,
 complex64 or complex128; integer and bool inputs compute in float64); ``bias`` is cast to it.
@@ -243,7 +245,7 @@ def _conv(
         lo = hi = (0,) * nd
     spec = _spec(fn, nd, x.shape, w.shape, st, lo, hi, dl, g, dt)
     b = _bias(fn, bias, spec.c_out, dt)
-    if dev == "cuda" and algorithm != "auto":
+    if dev == "cuda" and algorithm not in ("auto", "benchmark"):
         dispatch.get_algorithm(algorithm, "cuda")  # reject a name the GPU has not
     if x.shape[0] == 0:
         y = _arrays.xp_of(x).zeros((0, spec.c_out) + spec.out_shape, dtype=dt)
@@ -381,7 +383,7 @@ def _conv_transpose(nd, input, weight, bias, stride, padding, output_padding, gr
     if spec is not None and n > 0:
         dx = dispatch.execute(spec, x, w, algorithm, op="backward_data")
         y[(slice(None), slice(None)) + tuple(slice(0, o - c) for o, c in zip(out, cut))] = dx
-    elif algorithm != "auto":
+    elif algorithm not in ("auto", "benchmark"):
         dispatch.get_algorithm(algorithm)  # still reject an unknown name
     y = _add_bias(y, b, nd)
     return y[0] if unbatched else y

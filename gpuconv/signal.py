@@ -110,14 +110,15 @@ def _xp(*arrays):
 
 
 def _method_names() -> tuple[str, ...]:
-    return ("auto", "direct", "fft", *dispatch.algorithm_names())
+    return ("auto", "direct", "fft", "benchmark", *dispatch.algorithm_names())
 
 
 def _check_method(method) -> None:
     if not isinstance(method, str) or method not in _method_names():
         raise ValueError(
             "Acceptable method flags are 'auto', 'direct', or 'fft'."
-            f" (gpuconv also accepts {', '.join(dispatch.algorithm_names())}; got {method!r})"
+            " (gpuconv also accepts 'benchmark' and"
+            f" {', '.join(dispatch.algorithm_names())}; got {method!r})"
         )
 
 
@@ -186,7 +187,7 @@ def _solve(
     allowed = ("direct", "im2col") if method == "direct" else None
     if method == "fft":
         allowed = ("fft",)
-    if fallback and method not in ("auto", "direct"):
+    if fallback and method not in ("auto", "direct", "benchmark"):
         if (
             method not in dispatch.algorithm_names(device)
             or dispatch.get_algorithm(method, device).supports(spec, w) is not None
@@ -194,17 +195,15 @@ def _solve(
             method = fallback
     if plan_only:
         return dispatch.choose(spec, w, exact=exact, allowed=allowed, device=device)
+    x = x.astype(spec.dtype, copy=False)
+    w = w.astype(spec.dtype, copy=False)
     if method in ("auto", "direct"):
         name = dispatch.choose(spec, w, exact=exact, allowed=allowed, device=device).algorithm
+    elif method == "benchmark":
+        name = dispatch.benchmark(spec, x, w, exact=exact, device=device)
     else:
         name = method
-    y = dispatch.execute(
-        spec,
-        x.astype(spec.dtype, copy=False),
-        w.astype(spec.dtype, copy=False),
-        name,
-        device=device,
-    )
+    y = dispatch.execute(spec, x, w, name, device=device)
     # (batch, c_out, *out) back to the broadcast axes followed by the convolved axes
     y = y.reshape(bshape + spec.out_shape)
     nd = in1.ndim
@@ -344,9 +343,11 @@ def _scipy_method(method: str) -> str:
 def convolve(in1, in2, mode: str = "full", method: str = "auto", *, device=None) -> np.ndarray:
     """Convolve two N-dimensional arrays, as ``scipy.signal.convolve``.
 
-    ``method`` is 'auto' (gpuconv's dispatcher), 'direct', 'fft' or any gpuconv algorithm name
-    (``gpuconv.dispatch.algorithm_names()``; on the GPU ``algorithm_names('cuda')``).
-    ``device``: None (follow the inputs), 'cpu' or 'cuda' (see the module docstring).
+    ``method`` is 'auto' (gpuconv's cost model), 'direct', 'fft', 'benchmark' (time the
+    candidates once per problem signature and remember the fastest, in this process and on disk)
+    or any gpuconv algorithm name (``gpuconv.dispatch.algorithm_names()``; on the GPU
+    ``algorithm_names('cuda')``).  ``device``: None (follow the inputs), 'cpu' or 'cuda' (see
+    the module docstring).
 
     >>> convolve([1, 2, 3], [0, 1, 0.5])
     array([0. , 1. , 2.5, 4. , 1.5])

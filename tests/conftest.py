@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import math
+import os
+import tempfile
 
 import numpy as np
 import pytest
+
+# the tests never read or write the user's cache (tuned constants, benchmarked choices): results
+# must not depend on what `gpuconv tune` measured on this machine
+os.environ["GPUCONV_CACHE_DIR"] = tempfile.mkdtemp(prefix="gpuconv-test-cache-")
+os.environ.pop("GPUCONV_CACHE", None)
 
 #: unit roundoff of each result dtype; integers and bools are compared exactly
 EPS = {

@@ -91,5 +91,5 @@ def test_dispatch_errors():
         dispatch.execute(spec, np.ones((1, 1, 9)), np.ones((1, 1, 3)))
     with pytest.raises(ValueError, match="cannot solve"):
         dispatch.execute(spec, np.ones((1, 1, 8)), np.array([[[1.0, 2.0, 4.0]]]), "separable")
-    with pytest.raises(ValueError, match="unknown cost constants"):
+    with pytest.raises(ValueError, match="cost constants for cpu: unknown constants"):
         dispatch.set_constants("cpu", {"nope": 1.0})

@@ -162,3 +162,19 @@ def launch(kernel, grid, block, args) -> None:
     if min(block) < 1 or block[0] * block[1] * block[2] > 1024 or block[2] > 64:
         raise ValueError(f"block {block} is outside CUDA's limits")
     kernel(grid, block, tuple(args))
+
+
+def compile_report() -> list[tuple[str, str, str | None]]:
+    """Compile every kernel the library uses on the current device: ``(source, kernel, error or
+    None)`` per kernel (``gpuconv info`` prints it)."""
+    from . import _build
+
+    out = []
+    for source, defines, names in _build.variants():
+        for name in names:
+            try:
+                get_function(source, name, defines)
+                out.append((source, name, None))
+            except (KernelCompileError, RuntimeError) as e:
+                out.append((source, name, str(e).splitlines()[0]))
+    return out

@@ -1,0 +1,308 @@
+"""The cache (tuned constants, benchmarked choices), `gpuconv tune`, method='benchmark', `info`."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import gpuconv
+from gpuconv import _cache, _costs, _grids, _tune, cli, dispatch
+from gpuconv._spec import ConvSpec
+from tests.conftest import assert_conv_equal, random_array
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _oracle(a, k, mode):
+    import scipy.signal
+
+    return scipy.signal.convolve(a, k, mode=mode, method="direct")
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    """A private, empty cache folder; the dispatcher's state restored afterwards."""
+    monkeypatch.setenv("GPUCONV_CACHE_DIR", str(tmp_path))
+    dispatch.reset_constants("cpu")
+    dispatch._SOURCE.pop("cpu")  # read the (empty) folder again on first use
+    dispatch.forget_benchmarks()
+    yield tmp_path
+    dispatch.reset_constants("cpu")
+    dispatch.forget_benchmarks()
+
+
+# --- the cache files ---------------------------------------------------------------------------
+
+
+def test_cache_round_trip_is_atomic(cache):
+    p = _cache.save("autotune", "cpu", {"entries": {"a": {"algorithm": "fft"}}})
+    assert p.parent == cache and p.name.startswith("autotune-cpu-")
+    assert _cache.load("autotune", "cpu") == {"entries": {"a": {"algorithm": "fft"}}}
+    assert [f.name for f in cache.iterdir()] == [p.name]  # no temporary file left behind
+    doc = json.loads(p.read_text())
+    assert doc["gpuconv"] == gpuconv.__version__
+    assert doc["device"] == _cache.device_id("cpu")
+
+
+@pytest.mark.parametrize(
+    "mangle, why",
+    [
+        (lambda d: "{not json", "not valid JSON"),
+        (lambda d: json.dumps([1, 2]), "not a gpuconv cache file"),
+        (lambda d: json.dumps({**d, "format": 99}), "format"),
+        (lambda d: json.dumps({**d, "kind": "constants"}), "not a gpuconv autotune file"),
+        (lambda d: json.dumps({**d, "gpuconv": "0.0.1"}), "written by gpuconv 0.0.1"),
+        (lambda d: json.dumps({**d, "device": "cpu Z80 x1 threads"}), "measured on 'cpu Z80"),
+    ],
+)
+def test_corrupt_or_foreign_files_are_ignored_with_a_warning(cache, mangle, why):
+    p = _cache.save("autotune", "cpu", {"entries": {}})
+    p.write_text(mangle(json.loads(p.read_text())))
+    with pytest.warns(_cache.CacheWarning, match=why):
+        assert _cache.load("autotune", "cpu") is None
+
+
+def test_cache_can_be_switched_off(cache, monkeypatch):
+    monkeypatch.setenv("GPUCONV_CACHE", "off")
+    assert _cache.save("constants", "cpu", {"constants": {}}) is None
+    assert list(cache.iterdir()) == []
+
+
+# --- tuned constants are read on first use --------------------------------------------------
+
+
+def _write_constants(values: dict) -> Path:
+    return _cache.save("constants", "cpu", {"constants": values, "created": "2026-11-23T00:00"})
+
+
+def test_tuned_constants_are_in_force_after_loading(cache):
+    spec = ConvSpec(in_shape=(512, 512), kernel_shape=(3, 3), pad_lo=1, pad_hi=1)
+    assert dispatch.choose(spec).algorithm == "direct"
+    dispatch._SOURCE.pop("cpu")
+    _write_constants({"scale_direct_2d": 1e4})  # this machine's direct core is 10^4x slower
+    assert dispatch.constants()["scale_direct_2d"] == 1e4
+    assert dispatch.constants_source().startswith("tuned 2026-11-23")
+    assert dispatch.choose(spec).algorithm != "direct"
+
+
+def test_a_new_process_reads_the_tuned_constants(cache):
+    _write_constants({"stream_byte": 1.25e-9})
+    code = "from gpuconv import dispatch; print(dispatch.constants()['stream_byte'], dispatch.constants_source())"
+    env = {**os.environ, "GPUCONV_CACHE_DIR": str(cache), "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    value, source = out.stdout.split(" ", 1)
+    assert float(value) == 1.25e-9 and source.startswith("tuned")
+
+
+@pytest.mark.parametrize(
+    "values, why",
+    [({"no_such_constant": 1.0}, "unknown constants"), ({"stream_byte": -1.0}, "positive")],
+)
+def test_invalid_tuned_constants_are_ignored_with_a_warning(cache, values, why):
+    _write_constants(values)
+    with pytest.warns(_cache.CacheWarning, match=why):
+        c = dispatch.constants()
+    assert c == _costs.CPU_CONSTANTS
+    assert dispatch.constants_source() == "built-in table"
+
+
+def test_set_constants_rejects_bad_values(cache):
+    with pytest.raises(ValueError, match="unknown constants"):
+        dispatch.set_constants("cpu", {"nope": 1.0})
+    with pytest.raises(ValueError, match="positive"):
+        dispatch.set_constants("cpu", {"stream_byte": float("nan")})
+    with pytest.raises(ValueError, match="unknown device 'tpu'"):
+        dispatch.constants("tpu")
+
+
+# --- gpuconv tune ---------------------------------------------------------------------------
+
+
+def test_rescale_follows_the_measured_rates():
+    ref = _costs.CPU_REFERENCE_RATES
+    rates = {k: 2 * v for k, v in ref.items()}  # a machine twice as fast at everything
+    c = _tune.rescale("cpu", rates)
+    for key in _tune.RATE_OF:
+        assert c[key] == pytest.approx(_costs.CPU_CONSTANTS[key] / 2)
+    assert c["overhead_direct"] == _costs.CPU_CONSTANTS["overhead_direct"]
+    assert all(v == 1.0 for k, v in c.items() if k.startswith("scale_"))
+
+
+def _sample(ndim, seconds, estimates):
+    spec = ConvSpec(in_shape=(16,) * ndim, kernel_shape=(3,) * ndim)
+    return _tune.Sample(spec, seconds, estimates, dict(estimates))
+
+
+def test_fit_scales_is_the_median_ratio_per_algorithm_and_ndim():
+    samples = [
+        _sample(2, {"direct": 2.0, "fft": 1.0}, {"direct": 1.0, "fft": 1.0}),
+        _sample(2, {"direct": 3.0, "fft": 1.0}, {"direct": 1.0, "fft": 2.0}),
+        _sample(2, {"direct": 10.0}, {"direct": 1.0}),
+        _sample(1, {"direct": 0.5}, {"direct": 1.0}),  # one 1-D sample: falls back to all
+    ]
+    s = _tune.fit_scales(samples, "cpu")
+    assert s["scale_direct_2d"] == 3.0
+    assert s["scale_fft_2d"] == 0.75
+    assert s["scale_direct_1d"] == s["scale_direct_3d"] == 2.5  # median of 2, 3, 10, 0.5
+    assert s["scale_im2col_2d"] == 1.0  # never measured
+
+
+def test_regret_is_picked_time_over_fastest():
+    samples = [
+        _sample(2, {"direct": 2.0, "fft": 1.0}, {"direct": 1.0, "fft": 1.5}),
+        _sample(2, {"direct": 1.0, "fft": 3.0}, {"direct": 1.0, "fft": 1.5}),
+    ]
+    assert _tune.regret(samples, {}) == [2.0, 1.0]
+    assert _tune.regret(samples, {"scale_direct_2d": 2.0}) == [1.0, 3.0]
+    assert _tune.regret(samples, None) == [2.0, 1.0]
+
+
+def test_tune_measures_fits_saves_and_puts_in_force(cache):
+    grid = [
+        ConvSpec(in_shape=(96, 96), kernel_shape=(3, 3), pad_lo=1, pad_hi=1),
+        ConvSpec(in_shape=(64, 64), kernel_shape=(17, 17), dtype=np.float32),
+        ConvSpec(in_shape=(5000,), kernel_shape=(40,), dtype=np.float32),
+    ]
+    seen = []
+    result = _tune.tune("cpu", grid=grid, repeat=1, progress=lambda i, n, s: seen.append(i))
+    assert seen == [0, 1, 2, 3]
+    assert result.rates.copy_bytes_per_s > 1e8 and result.rates.gemm_flops_f32 > 1e8
+    assert len(result.samples) == 3 and all(s.seconds for s in result.samples)
+    for s in result.samples:  # every timed algorithm applies, and the fastest was timed
+        assert set(s.seconds) <= set(dispatch.algorithm_names())
+    r = np.array(result.samples[0].seconds["direct"]) / result.samples[0].estimates["direct"]
+    assert result.constants["scale_direct_2d"] > 0 and r > 0
+    assert dispatch.constants() == result.constants  # in force in this process
+    assert Path(result.path).exists()
+    saved = _cache.load("constants", "cpu")
+    assert saved["constants"] == result.constants
+    assert len(saved["samples"]) == 3
+    assert "efficiency scales" in result.summary() and result.path in result.summary()
+
+
+def test_grids_are_disjoint_and_valid():
+    for dev in ("cpu", "cuda"):
+        cal, hold = _grids.calibration(dev), _grids.holdout(dev)
+        assert len(cal) >= 30 and len(hold) >= 30
+        assert not set(cal) & set(hold)
+        assert {s.ndim for s in hold} == {1, 2, 3}
+
+
+# --- method='benchmark' -------------------------------------------------------------------------
+
+
+def _fake_measure(winner, calls):
+    def measure(spec, x, w, names=None, repeat=3, op="forward", device="cpu", skip_factor=None):
+        calls.append(tuple(names))
+        return {n: (0.001 if n == winner else 0.002) for n in names}
+
+    return measure
+
+
+def test_benchmark_times_once_remembers_in_memory_and_on_disk(cache, monkeypatch, rng):
+    calls = []
+    monkeypatch.setattr(dispatch, "measure", _fake_measure("fft", calls))
+    a = random_array(rng, (64, 80), np.float64)
+    k = random_array(rng, (5, 5), np.float64)
+    expected = _oracle(a, k, "full")
+    for _ in range(3):
+        y = gpuconv.convolve(a, k, method="benchmark")
+        assert_conv_equal(y, expected, a, k)
+    assert len(calls) == 1 and "fft" in calls[0] and "direct" in calls[0]
+    assert gpuconv.plan(a, k).algorithm == "direct"  # 'auto' still follows the cost model
+    # a new process (here: memory forgotten) reads the winner from disk and does not time again
+    dispatch.forget_benchmarks()
+    spec, x, w = _spec_operands(a, k)
+    assert dispatch.benchmark(spec, x, w) == "fft"
+    assert len(calls) == 1
+    entries = _cache.load("autotune", "cpu")["entries"]
+    assert [e["algorithm"] for e in entries.values()] == ["fft"]
+
+
+def _spec_operands(a, k):
+    spec = ConvSpec(in_shape=a.shape, kernel_shape=k.shape, pad_lo=(4, 4), pad_hi=(4, 4), flip=True)
+    return spec, a[None, None], k[None, None]
+
+
+def test_benchmark_signature_includes_the_applicable_algorithms(cache, monkeypatch, rng):
+    calls = []
+    monkeypatch.setattr(dispatch, "measure", _fake_measure("separable", calls))
+    a = random_array(rng, (300, 300), np.float64)
+    rank1 = np.outer(random_array(rng, 9, np.float64), random_array(rng, 9, np.float64))
+    full = random_array(rng, (9, 9), np.float64)
+    assert_conv_equal(
+        gpuconv.convolve(a, rank1, "same", method="benchmark"),
+        _oracle(a, rank1, "same"), a, rank1,
+    )  # fmt: skip
+    assert_conv_equal(
+        gpuconv.convolve(a, full, "same", method="benchmark"),
+        _oracle(a, full, "same"), a, full,
+    )  # fmt: skip
+    assert len(calls) == 2
+    assert "separable" in calls[0] and "separable" not in calls[1]
+
+
+def test_benchmark_really_times_and_picks_the_fastest(cache, rng):
+    x = random_array(rng, (2, 8, 24, 24), np.float32)
+    w = random_array(rng, (16, 8, 3, 3), np.float32)
+    y = gpuconv.conv2d(x, w, padding=1, algorithm="benchmark")
+    np.testing.assert_allclose(y, gpuconv.conv2d(x, w, padding=1), rtol=1e-4, atol=1e-4)
+    (entry,) = dispatch._AUTOTUNED["cpu"].values()
+    assert entry["algorithm"] == min(entry["seconds"], key=entry["seconds"].get)
+    assert all(t > 0 for t in entry["seconds"].values())
+    dx = gpuconv.conv2d_input(x.shape, w, y, padding=1, algorithm="benchmark")
+    np.testing.assert_allclose(
+        dx, gpuconv.conv2d_input(x.shape, w, y, padding=1), rtol=1e-4, atol=1e-3
+    )
+    assert len(dispatch._AUTOTUNED["cpu"]) == 2  # forward and backward_data are separate
+
+
+def test_benchmark_respects_exactness(cache, monkeypatch, rng):
+    calls = []
+    monkeypatch.setattr(dispatch, "measure", _fake_measure("fft", calls))
+    a = np.full((40, 40), 2**50 + 1, dtype=np.int64)  # sums beyond 2**53
+    k = np.ones((3, 3), dtype=np.int64)
+    y = gpuconv.convolve(a, k, method="benchmark")
+    np.testing.assert_array_equal(y, _oracle(a, k, "full"))
+    assert all("fft" not in c for c in calls)
+
+
+def test_unknown_method_names_benchmark_as_allowed():
+    with pytest.raises(ValueError, match="benchmark"):
+        gpuconv.convolve([1.0, 2.0], [1.0], method="benchmrk")
+
+
+# --- the command line ------------------------------------------------------------------------
+
+
+def test_cli_tune_and_info(cache, monkeypatch, capsys):
+    tiny = [ConvSpec(in_shape=(64, 64), kernel_shape=(3, 3), pad_lo=1, pad_hi=1)]
+    monkeypatch.setattr(_grids, "calibration", lambda device="cpu": tiny)
+    assert cli.main(["tune", "--repeat", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "copy bandwidth" in out and "saved to" in out
+    assert any(p.name.startswith("constants-cpu-") for p in cache.iterdir())
+    assert cli.main(["info"]) == 0
+    out = capsys.readouterr().out
+    assert str(cache) in out and "cost constants: tuned" in out
+
+
+def test_cli_tune_cuda_without_gpu_says_what_is_missing(cache, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "cupy", None)
+    assert cli.main(["tune", "--device", "cuda"]) == 2
+    assert "CuPy" in capsys.readouterr().err
+
+
+def test_warnings_do_not_fire_on_a_clean_cache(cache):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        dispatch.constants()
+        gpuconv.convolve(np.ones(10), np.ones(3), method="benchmark")
