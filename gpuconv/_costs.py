@@ -40,8 +40,10 @@ CPU_CONSTANTS: dict[str, float] = {
     # FFT: seconds per real butterfly unit n*log2(n) of one real transform, all cores
     "fft_nlogn_f32": 1.0 / 8e9,
     "fft_nlogn_f64": 1.0 / 6e9,
-    # long 1-D transforms leave the cache more often than the rows of a 2-D one
+    # 1-D transforms longer than fft_1d_long points leave the cache more often than the rows of
+    # a 2-D one (overlap-save's short blocks stay in it)
     "fft_1d_penalty": 1.8,
+    "fft_1d_long": 65536.0,
     # spectral product: seconds per complex multiply-add
     "spectral_cmac": 1.0 / 5e9,
     # streaming a buffer once (pad, copy, slice), seconds per byte
@@ -95,7 +97,8 @@ def direct_cost(spec: ConvSpec, c: dict[str, float]) -> float:
         t *= c["direct_generic_penalty"]
     if spec.c_in // spec.groups > 1:
         t *= c["direct_channel_penalty"]
-    return c["overhead_direct"] + t + spec.min_bytes * c["stream_byte"]
+    # the sums run while the rows stream in: small kernels are bound by memory, not arithmetic
+    return c["overhead_direct"] + max(t, spec.min_bytes * c["stream_byte"])
 
 
 def im2col_cost(spec: ConvSpec, c: dict[str, float]) -> float:
@@ -128,12 +131,18 @@ def fft_cost(spec: ConvSpec, c: dict[str, float]) -> float:
     cig = spec.c_in // spec.groups
     cog = spec.c_out // spec.groups
     transforms = spec.batch * spec.c_in + spec.c_out * cig + spec.batch * spec.c_out
-    unit = c[f"fft_nlogn_{_real_sfx(spec)}"] * (2.0 if spec.is_complex else 1.0)
-    if spec.ndim == 1:
-        unit *= c["fft_1d_penalty"]
+    unit = _fft_unit(spec, shape, c)
     n_freq = prod(shape) // (1 if spec.is_complex else 2)
     product = spec.batch * spec.groups * cig * cog * n_freq * c["spectral_cmac"]
     return c["overhead_fft"] + transforms * _fft_work(shape) * unit + product
+
+
+def _fft_unit(spec: ConvSpec, shape: tuple[int, ...], c: dict[str, float]) -> float:
+    """Seconds per n log2 n of one transform of ``shape`` in ``spec``'s precision."""
+    unit = c[f"fft_nlogn_{_real_sfx(spec)}"] * (2.0 if spec.is_complex else 1.0)
+    if len(shape) == 1 and shape[0] > c["fft_1d_long"]:
+        unit *= c["fft_1d_penalty"]
+    return unit
 
 
 def overlap_add_cost(spec: ConvSpec, c: dict[str, float]) -> float:
@@ -144,9 +153,7 @@ def overlap_add_cost(spec: ConvSpec, c: dict[str, float]) -> float:
     shape = tuple(lb for lb, _, _ in plan)
     cig = spec.c_in // spec.groups
     cog = spec.c_out // spec.groups
-    unit = c[f"fft_nlogn_{_real_sfx(spec)}"] * (2.0 if spec.is_complex else 1.0)
-    if spec.ndim == 1:
-        unit *= c["fft_1d_penalty"]
+    unit = _fft_unit(spec, shape, c)
     transforms = blocks * spec.batch * (spec.c_in + spec.c_out) + spec.c_out * cig
     n_freq = prod(shape) // (1 if spec.is_complex else 2)
     product = blocks * spec.batch * spec.groups * cig * cog * n_freq * c["spectral_cmac"]

@@ -2,8 +2,8 @@
 
 They are the floors benchmark reports divide by (a convolution cannot beat reading its input and
 writing its output at the copy bandwidth, nor its multiply-adds at the GEMM rate) and the raw rates
-``gpuconv tune`` starts the cost model from.  Each figure is the median of a few runs on random
-data, sized to leave the last-level cache (CPU) or to fill the device (GPU); together they take
+``gpuconv tune`` starts the cost model from.  Each figure is the best of a few runs (a ceiling,
+not a typical time) on random data, sized to leave the last-level cache (CPU) or to fill the device (GPU); together they take
 about a second on a 2-core CPU.
 """
 
@@ -71,7 +71,7 @@ def measure(device: str = "cpu", repeat: int = 5) -> Rates:
     n_copy = (256 if gpu else 32) * 2**20 // 4  # float32 elements: far beyond any cache
     src = xp.asarray(rng.standard_normal(n_copy, dtype=np.float32))
     dst = xp.empty_like(src)
-    t = time_on(device, lambda: xp.copyto(dst, src), repeat)
+    t = time_on(device, lambda: xp.copyto(dst, src), repeat, stat="min")
     copy = 2 * src.nbytes / t
 
     gemm = {}
@@ -80,7 +80,7 @@ def measure(device: str = "cpu", repeat: int = 5) -> Rates:
         a = xp.asarray(rng.standard_normal((n, n)).astype(dt))
         b = xp.asarray(rng.standard_normal((n, n)).astype(dt))
         c = xp.empty((n, n), dt)
-        t = time_on(device, lambda a=a, b=b, c=c: xp.matmul(a, b, out=c), repeat)
+        t = time_on(device, lambda a=a, b=b, c=c: xp.matmul(a, b, out=c), repeat, stat="min")
         gemm[dt] = 2 * n**3 / t
 
     fft = {}
@@ -93,7 +93,7 @@ def measure(device: str = "cpu", repeat: int = 5) -> Rates:
             import scipy.fft
 
             run = lambda a=a: scipy.fft.rfft2(a, workers=-1)  # noqa: E731
-        t = time_on(device, run, repeat)
+        t = time_on(device, run, repeat, stat="min")
         fft[dt] = n * n * math.log2(n * n) / t
 
     return Rates(

@@ -43,6 +43,15 @@ RATE_OF: dict[str, str] = {
 SKIP_FACTOR = 30.0
 
 
+#: a ceiling that moves more than this between the start and the end of a run means a busy machine
+BUSY_DRIFT = 0.25
+
+
+def _drift(a: _rates.Rates, b: _rates.Rates) -> float:
+    da, db = a.as_dict(), b.as_dict()
+    return max(abs(da[k] - db[k]) / max(da[k], db[k]) for k in da if k != "device")
+
+
 def reference_rates(device: str) -> dict[str, float]:
     return _costs.CPU_REFERENCE_RATES if device == "cpu" else dispatch.CUDA_REFERENCE_RATES
 
@@ -142,6 +151,8 @@ class TuneResult:
     regret_before: list[float] = field(default_factory=list)
     regret_after: list[float] = field(default_factory=list)
     path: str | None = None
+    #: largest relative change of a ceiling between the start and the end of the run
+    drift: float = 0.0
 
     def summary(self) -> str:
         r = self.rates
@@ -162,6 +173,11 @@ class TuneResult:
                     f"regret on the calibration grid with the {what} constants: median "
                     f"{statistics.median(reg):.2f}, worst {max(reg):.2f} ({len(reg)} problems)"
                 )
+        if self.drift > BUSY_DRIFT:
+            lines.append(
+                f"WARNING: the machine's ceilings changed by {self.drift:.0%} during the run: "
+                "something else was using it; run `gpuconv tune` again when it is idle"
+            )
         lines.append(f"saved to {self.path}" if self.path else "not saved")
         return "\n".join(lines)
 
@@ -179,7 +195,7 @@ def _operands(spec: ConvSpec, rng, xp):
 def tune(
     device: str = "cpu",
     *,
-    repeat: int = 3,
+    repeat: int = 5,
     grid: list[ConvSpec] | None = None,
     save: bool = True,
     progress: Callable[[int, int, str], None] | None = None,
@@ -211,14 +227,16 @@ def tune(
                 est[name] = alg.estimate(spec, "forward", c0)
         best = min(est.values())
         names = [n for n, e in est.items() if e <= SKIP_FACTOR * best]
-        secs = dispatch.measure(spec, x, w, names, repeat=repeat, device=device)
+        # the fastest run, not the median: a fit must not learn a busy moment of the machine
+        secs = dispatch.measure(spec, x, w, names, repeat=repeat, device=device, stat="min")
         prior = {n: dispatch.get_algorithm(n, device).estimate(spec) for n in secs}
         samples.append(Sample(spec, secs, {n: est[n] for n in secs}, prior))
     if progress:
         progress(len(grid), len(grid), "done")
+    drift = _drift(rates, _rates.measure(device))
     fitted = {**c0, **fit_scales(samples, device)}
     result = TuneResult(
-        device, rates, fitted, samples, regret(samples, None), regret(samples, fitted)
+        device, rates, fitted, samples, regret(samples, None), regret(samples, fitted), drift=drift
     )
     dispatch.set_constants(device, fitted)
     if save:

@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         "tune", help="measure this machine and save the dispatcher's cost constants for it"
     )
     t.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
-    t.add_argument("--repeat", type=int, default=3, help="timed runs per algorithm and problem")
+    t.add_argument("--repeat", type=int, default=5, help="timed runs per algorithm and problem")
     t.add_argument("--no-save", action="store_true", help="fit and print, do not save")
     t.set_defaults(func=_tune)
     i = sub.add_parser("info", help="devices, versions, kernels, where the cache is")

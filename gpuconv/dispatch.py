@@ -687,8 +687,10 @@ def measure(
     op: str = "forward",
     device: str = "cpu",
     skip_factor: float | None = None,
+    stat: str = "median",
 ) -> dict[str, float]:
-    """Median time in seconds of each named (default: every supporting) algorithm of ``device``.
+    """Median (``stat='min'``: fastest) time in seconds of each named (default: every
+    supporting) algorithm of ``device``.
 
     ``x`` and ``w`` are the operands of ``op`` (see :func:`execute`), NumPy arrays for the CPU
     and CuPy arrays for ``device='cuda'`` (timed with CUDA events).  With ``skip_factor``,
@@ -714,7 +716,8 @@ def measure(
     times = {}
     for name in est:
         alg = get_algorithm(name, device)
-        times[name] = time_on(device, lambda alg=alg: alg.run(spec, x, w, op), repeat, warmup=1)
+        run = lambda alg=alg: alg.run(spec, x, w, op)  # noqa: E731
+        times[name] = time_on(device, run, repeat, warmup=1, stat=stat)
     return times
 
 
