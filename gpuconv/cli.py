@@ -8,27 +8,19 @@ from pathlib import Path
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from . import _bench
+    from . import _arrays, _bench
 
-    if args.device == "cuda":
-        print(
-            "gpuconv bench: the CUDA suites are not available yet; use --device cpu",
-            file=sys.stderr,
-        )
-        return 2
     sizes = tuple(args.k) if args.k else None
-
-    def progress(problem: str) -> None:
-        print(f"  running {problem} ...", file=sys.stderr, flush=True)
-
-    report = _bench.run_suite(args.suite, progress=progress, sizes=sizes)
-    print(f"gpuconv bench, suite {args.suite} (ms, median of repeats after a warm-up)\n")
-    print(report.table())
-    print("\nRatios (time over time; below 1 means the first is faster):\n")
-    print(report.ratios())
+    bar = _bench.ProgressBar(sys.stderr)
+    try:
+        report = _bench.run_suite(args.suite, args.device, progress=bar, sizes=sizes)
+    except (_arrays.CupyUnavailableError, _arrays.CudaUnavailableError) as e:
+        print(f"gpuconv bench --device {args.device}: {e}", file=sys.stderr)
+        return 2
+    print(_bench.summary(report))
     if args.out:
-        _bench.save(report, Path(args.out))
-        print(f"\nreport written to {args.out}/report.md and results.json")
+        files = _bench.save(report, Path(args.out))
+        print(f"\nreport written to {args.out}: " + ", ".join(p.name for p in files))
     return 0
 
 
@@ -86,8 +78,10 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     b = sub.add_parser("bench", help="time every algorithm beside the installed peers")
     b.add_argument("--device", choices=["cpu", "cuda", "all"], default="cpu")
-    b.add_argument("--suite", choices=["quick", "signal"], default="quick")
-    b.add_argument("--out", help="folder for report.md and results.json")
+    b.add_argument(
+        "--suite", choices=["quick", "signal", "cnn", "regret", "full"], default="quick"
+    )
+    b.add_argument("--out", help="folder for report.md, results.json and the plots")
     b.add_argument("-k", type=int, nargs="*", help="kernel sizes to run instead of the suite's")
     b.set_defaults(func=_bench)
     t = sub.add_parser(
