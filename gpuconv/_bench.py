@@ -40,6 +40,8 @@ DEVICES = ("cpu", "cuda", "all")
 SKIP_FACTOR = 25.0
 #: peers with a quadratic-time direct path are not run past this kernel size (minutes each)
 PEER_MAX_K = {"cupyx.convolve2d": 31}
+#: untimed runs after the check run (itself the first): compilation, FFT plans, the allocator
+WARMUP = 2
 #: relative tolerance of the result check, by precision (of the largest possible |output|)
 RTOL = {"single": 1e-4, "double": 1e-9}
 
@@ -131,7 +133,7 @@ def config(suite: str, device: str) -> Config:
         taps=_TAPS,
         repeat=repeat,
     )
-    layers = {"layers": CNN_LAYERS, "batch": 32 if gpu else 1}
+    layers = {"layers": CNN_LAYERS, "batch": 32 if gpu else 2}
     grid = {"grid": tuple(_grids.holdout(device))}
     if suite == "signal":
         return signal
@@ -726,14 +728,22 @@ def run_suite(
         step = (lambda text, i=i: progress(i, total, text, minor=True)) if progress else None
         if progress:
             progress(i, total, label)
-        case = build(rng, label)
-        report.rows += _run_case(case, sweep, repeat, report.rates[sweep.device], step)
-        del case
+        report.rows += _run_problem(build, rng, label, sweep, repeat, report.rates, step)
         _release(sweep.device)
     report.seconds = time.perf_counter() - t0
     if progress:
         progress(total, total, f"done in {report.seconds:.0f} s")
     return report
+
+
+def _run_problem(build, rng, label: str, sweep: Sweep, repeat: int, rates, step) -> list[Row]:
+    # a problem that cannot even be set up (inputs beyond the GPU's memory, no algorithm for
+    # it) is reported as an error row; the run goes on
+    try:
+        return _run_case(build(rng, label), sweep, repeat, rates[sweep.device], step)
+    except Exception as e:
+        note = f"setting up the problem: {type(e).__name__}: {e}"[:300]
+        return [Row(sweep.device, sweep.name, label, "gpuconv.auto", "auto", None, "error", note)]
 
 
 def _release(device: str) -> None:
@@ -773,7 +783,7 @@ def _run_case(case: Case, sweep: Sweep, repeat: int, rates, step) -> list[Row]:
 
 def _check_and_time(row: Row, fn: Callable[[], object], ref, tol: float, repeat: int) -> None:
     """Fill ``row``: WRONG if ``fn``'s result differs from ``ref`` by more than ``tol``, else
-    the median time (the check run is the first warm-up)."""
+    the median time after :data:`WARMUP` more untimed runs."""
     # a method that fails (out of memory, a peer's limit) must not end the run: it is reported
     try:
         err = _max_error(_host(fn()), ref)
@@ -785,7 +795,7 @@ def _check_and_time(row: Row, fn: Callable[[], object], ref, tol: float, repeat:
         row.note = "wrong shape" if err is None else f"max error {err:.3g} > tolerance {tol:.3g}"
         return
     try:
-        row.ms = _timing.time_on(row.device, fn, repeat, warmup=1) * 1e3
+        row.ms = _timing.time_on(row.device, fn, repeat, warmup=WARMUP) * 1e3
     except Exception as e:
         row.status, row.note = "error", f"while timing: {type(e).__name__}: {e}"[:300]
 

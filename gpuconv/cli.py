@@ -78,9 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     b = sub.add_parser("bench", help="time every algorithm beside the installed peers")
     b.add_argument("--device", choices=["cpu", "cuda", "all"], default="cpu")
-    b.add_argument(
-        "--suite", choices=["quick", "signal", "cnn", "regret", "full"], default="quick"
-    )
+    b.add_argument("--suite", choices=["quick", "signal", "cnn", "regret", "full"], default="quick")
     b.add_argument("--out", help="folder for report.md, results.json and the plots")
     b.add_argument("-k", type=int, nargs="*", help="kernel sizes to run instead of the suite's")
     b.set_defaults(func=_bench)
