@@ -14,64 +14,106 @@ from math import prod
 
 from ._spec import ConvSpec
 
-#: Rates of this project's reference CPU: a 2-core x86-64 machine with AVX-512 (the CI machines),
-#: fitted 2026-11-23 by bench/dispatch_cpu.py (measured time over estimate, median per
-#: algorithm, over 1-D/2-D/3-D float32/float64 problems and two CNN layers).  Units: seconds
-#: per unit of work.
+
+def scale_key(name: str, ndim: int, precision: str) -> str:
+    """The efficiency constant of algorithm ``name`` on ``ndim``-D problems in ``precision``
+    ('f32': float32 / complex64, 'f64': everything else).
+
+    >>> scale_key("fft", 2, "f32")
+    'scale_fft_2d_f32'
+    """
+    return f"scale_{name}_{ndim}d_{precision}"
+
+
 #: the CPU algorithms' registry names (gpuconv.dispatch registers them in this order)
 CPU_ALGORITHMS = ("direct", "im2col", "fft", "overlap_add", "separable")
 
+#: The cost model's constants for the CPU algorithms, as `gpuconv tune` fitted them on this
+#: project's reference machine (2 cores of an AMD EPYC with AVX-512, 24 GiB, numpy 2.4 / scipy
+#: 1.17 / numba 0.68) on 2026-11-23: the rate constants from its measured ceilings
+#: (CPU_REFERENCE_RATES), overheads and efficiency scales by least squares over the calibration
+#: grid.  Units: seconds per unit of work.  Penalty factors and thresholds are set by hand from
+#: the studies in bench/NOTES-*.md.  `gpuconv tune` replaces this table on the user's machine.
 CPU_CONSTANTS: dict[str, float] = {
     # direct: seconds per real multiply-add (vectorised, all cores), by element kind
-    "direct_mac_f32": 1.0 / 100e9,
-    "direct_mac_f64": 1.0 / 55e9,
-    "direct_mac_c64": 4.0 / 100e9,
-    "direct_mac_c128": 4.0 / 55e9,
-    "direct_mac_i64": 1.0 / 16e9,
+    "direct_mac_f32": 1.0 / 9.674e10,
+    "direct_mac_f64": 1.0 / 5.325e10,
+    "direct_mac_c64": 4.0 / 9.674e10,
+    "direct_mac_c128": 4.0 / 5.325e10,
+    "direct_mac_i64": 1.0 / 1.549e10,
     # strided / dilated / 3-D problems leave the tuned 2-D path
     "direct_generic_penalty": 1.5,
     # summing over input channels per output channel re-reads the input rows
     "direct_channel_penalty": 6.0,
     # im2col: writing the column matrix (seconds per byte) and the GEMM (seconds per MAC)
-    "im2col_byte": 1.0 / 16e9,
-    "gemm_mac_f32": 1.0 / 60e9,
-    "gemm_mac_f64": 1.0 / 30e9,
-    "gemm_mac_i64": 1.0 / 1.5e9,
+    "im2col_byte": 1.0 / 1.749e10,
+    "gemm_mac_f32": 1.0 / 1.18e11,
+    "gemm_mac_f64": 1.0 / 5.71e10,
+    "gemm_mac_i64": 1.0 / 1.453e09,
     # FFT: seconds per real butterfly unit n*log2(n) of one real transform, all cores
-    "fft_nlogn_f32": 1.0 / 8e9,
-    "fft_nlogn_f64": 1.0 / 6e9,
+    "fft_nlogn_f32": 1.0 / 1.945e10,
+    "fft_nlogn_f64": 1.0 / 1.189e10,
     # 1-D transforms longer than fft_1d_long points leave the cache more often than the rows of
     # a 2-D one (overlap-save's short blocks stay in it)
     "fft_1d_penalty": 1.8,
     "fft_1d_long": 65536.0,
     # spectral product: seconds per complex multiply-add
-    "spectral_cmac": 1.0 / 5e9,
+    "spectral_cmac": 1.0 / 5.469e09,
     # streaming a buffer once (pad, copy, slice), seconds per byte
-    "stream_byte": 1.0 / 20e9,
+    "stream_byte": 1.0 / 4.921e10,
     # fixed cost of one call of an algorithm (python dispatch, thread start-up)
-    "overhead_direct": 20e-6,
-    "overhead_im2col": 40e-6,
-    "overhead_fft": 60e-6,
-    "overhead_overlap_add": 150e-6,
-    "overhead_separable": 40e-6,
+    "overhead_direct": 21.2e-6,
+    "overhead_im2col": 0.1e-6,
+    "overhead_fft": 88.0e-6,
+    "overhead_overlap_add": 115.0e-6,
+    "overhead_separable": 20.5e-6,
     # direct transposed (backward-data gather kernel): no register blocking, phase bookkeeping
     "direct_transposed_penalty": 2.0,
     # col2im: scatter-adding the column matrix costs this many times writing it
     "col2im_scatter_factor": 2.0,
-    # each algorithm's efficiency per number of spatial axes: measured time over the estimate
-    # above (median over the calibration grid, gpuconv._grids.calibration), fitted by
-    # `gpuconv tune`; 1.0 where not fitted
-    **{f"scale_{a}_{n}d": 1.0 for a in CPU_ALGORITHMS for n in (1, 2, 3)},
+    # each algorithm's efficiency per number of spatial axes and precision: the factor its
+    # estimate above (less its overhead) is multiplied by, fitted with the overheads by
+    # `gpuconv tune` on the calibration grid (gpuconv._grids.calibration)
+    "scale_direct_1d_f32": 0.983,
+    "scale_direct_1d_f64": 0.992,
+    "scale_direct_2d_f32": 1.09,
+    "scale_direct_2d_f64": 1.22,
+    "scale_direct_3d_f32": 2.06,
+    "scale_direct_3d_f64": 2.06,
+    "scale_fft_1d_f32": 2.38,
+    "scale_fft_1d_f64": 2.06,
+    "scale_fft_2d_f32": 1.63,
+    "scale_fft_2d_f64": 1.85,
+    "scale_fft_3d_f32": 2.06,
+    "scale_fft_3d_f64": 2.06,
+    "scale_im2col_1d_f32": 1.09,
+    "scale_im2col_1d_f64": 0.949,
+    "scale_im2col_2d_f32": 1.37,
+    "scale_im2col_2d_f64": 0.941,
+    "scale_im2col_3d_f32": 2.5,
+    "scale_im2col_3d_f64": 2.5,
+    "scale_overlap_add_1d_f32": 1.81,
+    "scale_overlap_add_1d_f64": 1.64,
+    "scale_overlap_add_2d_f32": 1.81,
+    "scale_overlap_add_2d_f64": 1.94,
+    "scale_overlap_add_3d_f32": 1.81,
+    "scale_overlap_add_3d_f64": 1.81,
+    "scale_separable_1d_f32": 1.58,
+    "scale_separable_1d_f64": 1.58,
+    "scale_separable_2d_f32": 1.21,
+    "scale_separable_2d_f64": 1.58,
+    "scale_separable_3d_f32": 1.74,
+    "scale_separable_3d_f64": 1.74,
 }
 
 #: what gpuconv._rates.measure read on the machine the table above was fitted on; `gpuconv
 #: tune` rescales each rate-like constant by the ratio of its own machine's figure to these
 CPU_REFERENCE_RATES: dict[str, float] = {
-    "copy_bytes_per_s": 45e9,
-    "gemm_flops_f32": 244e9,
-    "gemm_flops_f64": 118e9,
-    "fft_nlogn_per_s_f32": 18.2e9,
-    "fft_nlogn_per_s_f64": 11.9e9,
+    "copy_bytes_per_s": 4.921e10,
+    "fft_nlogn_per_s_f32": 1.945e10,
+    "fft_nlogn_per_s_f64": 1.189e10,
+    "gemm_flops_f32": 2.36e11,
+    "gemm_flops_f64": 1.142e11,
 }
 
 
@@ -103,14 +145,13 @@ def direct_cost(spec: ConvSpec, c: dict[str, float]) -> float:
 
 def im2col_cost(spec: ConvSpec, c: dict[str, float]) -> float:
     cig = spec.c_in // spec.groups
-    cog = spec.c_out // spec.groups
     cols = spec.batch * spec.groups * cig * prod(spec.kernel_shape) * prod(spec.out_shape)
     col_bytes = cols * spec.dtype.itemsize
     sfx = _sfx(spec)
     gemm_key = "gemm_mac_i64" if sfx == "i64" else f"gemm_mac_{_real_sfx(spec)}"
     mac = c[gemm_key] * (4.0 if spec.is_complex else 1.0)
     # a GEMM with few output channels is a matrix-vector product, bound by reading the columns
-    gemm = max(spec.macs * mac, col_bytes * c["stream_byte"] * max(1.0, 8.0 / cog))
+    gemm = max(spec.macs * mac, col_bytes * c["stream_byte"])
     return c["overhead_im2col"] + col_bytes * c["im2col_byte"] + gemm
 
 
@@ -157,7 +198,11 @@ def overlap_add_cost(spec: ConvSpec, c: dict[str, float]) -> float:
     transforms = blocks * spec.batch * (spec.c_in + spec.c_out) + spec.c_out * cig
     n_freq = prod(shape) // (1 if spec.is_complex else 2)
     product = blocks * spec.batch * spec.groups * cig * cog * n_freq * c["spectral_cmac"]
-    return c["overhead_overlap_add"] + transforms * _fft_work(shape) * unit + product
+    # gathering the overlapping input blocks, and the blocks' spectra and results, go through
+    # memory once each way: unlike one big transform, this traffic grows with the overlap
+    block_elems = blocks * prod(shape) * spec.batch * (spec.c_in + spec.c_out)
+    traffic = 4 * block_elems * spec.dtype.itemsize * c["stream_byte"]
+    return c["overhead_overlap_add"] + transforms * _fft_work(shape) * unit + product + traffic
 
 
 def separable_cost(spec: ConvSpec, c: dict[str, float]) -> float:

@@ -68,6 +68,18 @@ def calibration(device: str = "cpu") -> list[ConvSpec]:
     return grid
 
 
+def calibration_rank1(device: str = "cpu") -> list[ConvSpec]:
+    """Problems ``gpuconv tune`` times with a rank-1 (separable) kernel, so that the separable
+    algorithm is calibrated too."""
+    s = 4 if device == "cuda" else 1
+    return [
+        _same((1024 * s, 1024 * s), 15, F32),
+        _same((1024 * s, 1024 * s), 31, F64),
+        _same((2048 * s, 2048 * s), 9, F32),
+        _same((128 * s,) * 3, 9, F32),
+    ]
+
+
 def holdout(device: str = "cpu") -> list[ConvSpec]:
     """Problems no tuning sees, for the regret figure (about a minute on 2 CPU cores)."""
     big = device == "cuda"

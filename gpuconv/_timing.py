@@ -11,6 +11,26 @@ import time
 from collections.abc import Callable
 from statistics import median
 
+#: how long OpenBLAS's worker threads keep spinning after a BLAS call (2**28 cycles by default):
+#: a numba parallel region started meanwhile on a machine with every core taken waits a scheduler
+#: quantum (~4 ms) per call for a core.  Timings start only once that has passed, so that each
+#: algorithm is measured on its own, not on what ran before it.
+BLAS_SPIN_S = 0.15
+_last_blas = -1e9
+
+
+def note_blas() -> None:
+    """Record that a multi-threaded BLAS call just returned (im2col's GEMMs call this)."""
+    global _last_blas
+    _last_blas = time.perf_counter()
+
+
+def settle() -> None:
+    """Wait until the BLAS worker threads of a recent call have stopped spinning."""
+    wait = _last_blas + BLAS_SPIN_S - time.perf_counter()
+    if wait > 0:
+        time.sleep(wait)
+
 
 def _reduce(runs: list[float], stat: str) -> float:
     if stat == "median":
@@ -23,11 +43,13 @@ def _reduce(runs: list[float], stat: str) -> float:
 def time_cpu(
     fn: Callable[[], object], repeat: int = 5, warmup: int = 2, stat: str = "median"
 ) -> float:
-    """Median (or ``stat='min'``: fastest) wall time of ``fn()`` in seconds.
+    """Median (or ``stat='min'``: fastest) wall time of ``fn()`` in seconds, started once BLAS
+    threads are idle (see :data:`BLAS_SPIN_S`).
 
     >>> time_cpu(lambda: sum(range(1000)), repeat=3) < 1.0
     True
     """
+    settle()
     for _ in range(warmup):
         fn()
     runs = []

@@ -1,13 +1,15 @@
 """``gpuconv tune``: measure this machine and fit the dispatcher's cost constants to it.
 
 Two steps.  First the machine's ceilings (:mod:`gpuconv._rates`: copy bandwidth, GEMM rate, FFT
-rate) rescale every rate-like constant of the built-in table by the ratio of this machine's figure
-to the reference machine's (the table's constants keep their shape: a machine with twice the
-bandwidth streams every byte twice as fast).  Then every algorithm is timed on the calibration
-grid (:func:`gpuconv._grids.calibration`), and each algorithm's efficiency per number of spatial
-axes (``scale_<algorithm>_<n>d``) becomes the median of its measured time over its estimate.  The
-result is saved per device and gpuconv version in the cache (:mod:`gpuconv._cache`) and read by
-the next process that dispatches on that device.
+rate) set the rate constants they measure directly (seconds per byte streamed, per GEMM
+multiply-add, per FFT ``n log2 n``) and rescale the others by the ratio of this machine's figure to
+the reference machine's.  Then every algorithm is timed on the calibration grid
+(:func:`gpuconv._grids.calibration`) and, per algorithm, its fixed overhead and its efficiency per
+number of spatial axes and precision (``scale_<algorithm>_<n>d_<f32|f64>``) are fitted together
+by non-negative least squares on relative error: ``time ~ overhead + scale * work``, where
+``work`` is the model's estimate less its overhead.  The result is saved per device and gpuconv
+version in the cache (:mod:`gpuconv._cache`) and read by the next process that dispatches on that
+device.
 """
 
 from __future__ import annotations
@@ -22,9 +24,17 @@ import numpy as np
 from . import _cache, _costs, _grids, _rates, dispatch
 from ._spec import ConvSpec
 
-#: rate-like constant -> the measured rate it scales inversely with
+#: constants a ceiling measures directly: constant -> (rate, units of work per rate unit)
+MEASURED: dict[str, tuple[str, float]] = {
+    "stream_byte": ("copy_bytes_per_s", 1.0),
+    "gemm_mac_f32": ("gemm_flops_f32", 2.0),
+    "gemm_mac_f64": ("gemm_flops_f64", 2.0),
+    "fft_nlogn_f32": ("fft_nlogn_per_s_f32", 1.0),
+    "fft_nlogn_f64": ("fft_nlogn_per_s_f64", 1.0),
+}
+
+#: rate-like constants no ceiling measures -> the measured rate they scale inversely with
 RATE_OF: dict[str, str] = {
-    "stream_byte": "copy_bytes_per_s",
     "im2col_byte": "copy_bytes_per_s",
     "spectral_cmac": "copy_bytes_per_s",
     "direct_mac_f32": "gemm_flops_f32",
@@ -32,11 +42,7 @@ RATE_OF: dict[str, str] = {
     "direct_mac_f64": "gemm_flops_f64",
     "direct_mac_c128": "gemm_flops_f64",
     "direct_mac_i64": "gemm_flops_f64",
-    "gemm_mac_f32": "gemm_flops_f32",
-    "gemm_mac_f64": "gemm_flops_f64",
     "gemm_mac_i64": "gemm_flops_f64",
-    "fft_nlogn_f32": "fft_nlogn_per_s_f32",
-    "fft_nlogn_f64": "fft_nlogn_per_s_f64",
 }
 
 #: algorithms estimated this many times slower than the best are not timed (they cannot win)
@@ -57,16 +63,19 @@ def reference_rates(device: str) -> dict[str, float]:
 
 
 def rescale(device: str, rates: dict[str, float]) -> dict[str, float]:
-    """The built-in constants of ``device`` with every rate-like one rescaled to ``rates`` and
-    every efficiency scale reset to 1.
+    """The built-in constants of ``device`` with every rate-like one set from (or rescaled to)
+    ``rates`` and every efficiency scale reset to 1.
 
     >>> ref = _costs.CPU_REFERENCE_RATES
-    >>> c = rescale("cpu", {**ref, "copy_bytes_per_s": 2 * ref["copy_bytes_per_s"]})
-    >>> c["stream_byte"] == _costs.CPU_CONSTANTS["stream_byte"] / 2
-    True
+    >>> c = rescale("cpu", {**ref, "copy_bytes_per_s": 2e10})
+    >>> c["stream_byte"], c["im2col_byte"] == _costs.CPU_CONSTANTS["im2col_byte"] * ref["copy_bytes_per_s"] / 2e10
+    (5e-11, True)
     """
     ref = reference_rates(device)
     out = dict(dispatch._BUILTIN[device])
+    for key, (rate, units) in MEASURED.items():
+        if key in out:
+            out[key] = units / rates[rate]
     for key, rate in RATE_OF.items():
         if key in out:
             out[key] *= ref[rate] / rates[rate]
@@ -78,16 +87,22 @@ def rescale(device: str, rates: dict[str, float]) -> dict[str, float]:
 
 @dataclass
 class Sample:
-    """One calibration problem: measured and estimated (unscaled) seconds per algorithm."""
+    """One calibration problem, per timed algorithm: measured seconds, the model's work part of
+    the estimate (seconds, overhead excluded, efficiency 1) and the estimate of the constants in
+    force before tuning."""
 
     spec: ConvSpec
     seconds: dict[str, float]
-    estimates: dict[str, float]
-    prior: dict[str, float] = field(default_factory=dict)  # estimates of the constants before
+    work: dict[str, float]
+    prior: dict[str, float] = field(default_factory=dict)
 
     @property
     def label(self) -> str:
         return problem_label(self.spec)
+
+    @property
+    def group(self) -> tuple[int, str]:
+        return self.spec.ndim, _costs._real_sfx(self.spec)
 
 
 def problem_label(spec: ConvSpec) -> str:
@@ -109,26 +124,37 @@ def problem_label(spec: ConvSpec) -> str:
     return text
 
 
-def fit_scales(samples: list[Sample], device: str) -> dict[str, float]:
-    """Each algorithm's ``scale_<name>_<n>d``: the median of measured over estimated seconds on
-    the problems with ``n`` spatial axes (at least two of them), else over all its problems."""
-    ratios: dict[tuple[str, int], list[float]] = {}
-    for s in samples:
-        for name, t in s.seconds.items():
-            ratios.setdefault((name, s.spec.ndim), []).append(t / s.estimates[name])
-    scales = {}
+def fit(samples: list[Sample], device: str) -> dict[str, float]:
+    """Per algorithm: ``overhead_<name>`` and ``scale_<name>_<n>d_<p>`` minimising the squared
+    relative error of ``overhead + scale * work`` over the samples (non-negative least squares).
+    A group (spatial axes, precision) without samples takes the other precision's scale, else the
+    median of the algorithm's fitted scales, else 1."""
+    from scipy.optimize import nnls
+
+    out: dict[str, float] = {}
     for name in dispatch.algorithm_names(device):
-        everything = [r for (n, _), rs in ratios.items() if n == name for r in rs]
+        rows = [s for s in samples if name in s.seconds]
+        groups = sorted({s.group for s in rows})
+        fitted: dict[tuple[int, str], float] = {}
+        if rows:
+            a = np.zeros((len(rows), 1 + len(groups)))
+            for i, s in enumerate(rows):
+                t = s.seconds[name]
+                a[i, 0] = 1.0 / t
+                a[i, 1 + groups.index(s.group)] = s.work[name] / t
+            x, _ = nnls(a, np.ones(len(rows)))
+            out[f"overhead_{name}"] = max(float(x[0]), 1e-7)
+            fitted = {g: float(v) for g, v in zip(groups, x[1:]) if v > 0}
+        default = float(statistics.median(fitted.values())) if fitted else 1.0
         for nd in (1, 2, 3):
-            own = ratios.get((name, nd), [])
-            pool = own if len(own) >= 2 else everything
-            key = f"scale_{name}_{nd}d"
-            scales[key] = float(statistics.median(pool)) if pool else 1.0
-    return scales
+            for p, other in (("f32", "f64"), ("f64", "f32")):
+                value = fitted.get((nd, p), fitted.get((nd, other), default))
+                out[_costs.scale_key(name, nd, p)] = value
+    return out
 
 
 def regret(samples: list[Sample], c: dict[str, float] | None) -> list[float]:
-    """Per problem: the measured time of the algorithm the scales in ``c`` would pick over the
+    """Per problem: the measured time of the algorithm the constants ``c`` would pick over the
     fastest (``c=None``: the pick of the constants in force before tuning)."""
     out = []
     for s in samples:
@@ -136,7 +162,10 @@ def regret(samples: list[Sample], c: dict[str, float] | None) -> list[float]:
         if c is None:
             est = {n: s.prior[n] for n in s.seconds}
         else:
-            est = {n: s.estimates[n] * c.get(f"scale_{n}_{s.spec.ndim}d", 1.0) for n in s.seconds}
+            est = {
+                n: c[f"overhead_{n}"] + c[_costs.scale_key(n, *s.group)] * s.work[n]
+                for n in s.seconds
+            }
         pick = min(est, key=est.get)
         out.append(s.seconds[pick] / min(s.seconds.values()))
     return out
@@ -162,10 +191,12 @@ class TuneResult:
             f"{r.gemm_flops_f32 / 1e9:.0f} / {r.gemm_flops_f64 / 1e9:.0f} GFLOP/s (f32 / f64), "
             f"FFT {r.fft_nlogn_per_s_f32 / 1e9:.1f} / {r.fft_nlogn_per_s_f64 / 1e9:.1f} "
             "G n log2 n / s",
-            "efficiency scales (measured / estimated):",
+            "fitted overheads and efficiency scales:",
         ]
         for k, v in sorted(self.constants.items()):
-            if k.startswith("scale_") and v != 1.0:
+            if k.startswith("overhead_"):
+                lines.append(f"  {k:<24}{v * 1e6:.1f} us")
+            elif k.startswith("scale_"):
                 lines.append(f"  {k:<24}{v:.2f}")
         for what, reg in (("previous", self.regret_before), ("tuned", self.regret_after)):
             if reg:
@@ -182,14 +213,21 @@ class TuneResult:
         return "\n".join(lines)
 
 
-def _operands(spec: ConvSpec, rng, xp):
+def _operands(spec: ConvSpec, rng, xp, rank1: bool = False):
     def draw(shape):
         a = rng.standard_normal(shape)
         if spec.is_complex:
             a = a + 1j * rng.standard_normal(shape)
-        return xp.asarray(a.astype(spec.dtype))
+        return a.astype(spec.dtype)
 
-    return draw(spec.x_shape), draw(spec.w_shape)
+    w = draw(spec.w_shape)
+    if rank1:  # an outer product of one vector per axis
+        w = np.ones(spec.w_shape, spec.dtype)
+        for ax, k in enumerate(spec.kernel_shape):
+            shape = [1] * len(spec.w_shape)
+            shape[2 + ax] = k
+            w = w * draw(k).reshape(shape)
+    return xp.asarray(draw(spec.x_shape)), xp.asarray(w)
 
 
 def tune(
@@ -213,13 +251,17 @@ def tune(
         raise ValueError(f"unknown device {device!r}; use 'cpu' or 'cuda'")
     rates = _rates.measure(device)
     c0 = rescale(device, rates.as_dict())
-    grid = _grids.calibration(device) if grid is None else grid
+    if grid is None:
+        grid = [(s, False) for s in _grids.calibration(device)]
+        grid += [(s, True) for s in _grids.calibration_rank1(device)]
+    else:
+        grid = [(s, False) for s in grid]
     rng = np.random.default_rng(0)
     samples = []
-    for i, spec in enumerate(grid):
+    for i, (spec, rank1) in enumerate(grid):
         if progress:
-            progress(i, len(grid), problem_label(spec))
-        x, w = _operands(spec, rng, xp)
+            progress(i, len(grid), problem_label(spec) + (" rank-1 kernel" if rank1 else ""))
+        x, w = _operands(spec, rng, xp, rank1)
         est = {}
         for name in dispatch.algorithm_names(device):
             alg = dispatch.get_algorithm(name, device)
@@ -230,11 +272,12 @@ def tune(
         # the fastest run, not the median: a fit must not learn a busy moment of the machine
         secs = dispatch.measure(spec, x, w, names, repeat=repeat, device=device, stat="min")
         prior = {n: dispatch.get_algorithm(n, device).estimate(spec) for n in secs}
-        samples.append(Sample(spec, secs, {n: est[n] for n in secs}, prior))
+        work = {n: est[n] - c0[f"overhead_{n}"] for n in secs}
+        samples.append(Sample(spec, secs, work, prior))
     if progress:
         progress(len(grid), len(grid), "done")
     drift = _drift(rates, _rates.measure(device))
-    fitted = {**c0, **fit_scales(samples, device)}
+    fitted = {**c0, **fit(samples, device)}
     result = TuneResult(
         device, rates, fitted, samples, regret(samples, None), regret(samples, fitted), drift=drift
     )
@@ -254,7 +297,7 @@ def _payload(result: TuneResult) -> dict:
         "constants": result.constants,
         "rates": result.rates.as_dict(),
         "samples": [
-            {"problem": s.label, "seconds": s.seconds, "estimates": s.estimates}
+            {"problem": s.label, "seconds": s.seconds, "work": s.work, "prior": s.prior}
             for s in result.samples
         ],
         "regret_calibration": result.regret_after,

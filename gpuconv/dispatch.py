@@ -46,7 +46,7 @@ from math import prod
 
 import numpy as np
 
-from . import _cache, _costs
+from . import _cache, _costs, _memory
 from ._spec import ConvSpec
 
 #: the operations the dispatcher knows (see the module docstring).
@@ -147,6 +147,8 @@ class Algorithm:
         """``op`` on ``spec``: forward ``(x, w) -> y``, backward_data ``(dy, w) -> dx``,
         backward_weight ``(x, dy) -> dw``."""
         kind, how = self.route(spec, op)
+        if self.device == "cpu":
+            _memory.configure()
         if op == "forward":
             return (how if kind == "fast" else self._impl()).run(spec, x, w)
         if kind == "none":
@@ -159,9 +161,13 @@ class Algorithm:
 
     def estimate(self, spec: ConvSpec, op: str = "forward", c: dict | None = None) -> float:
         """Estimated seconds of ``op`` on ``spec`` under the cost constants ``c`` (default: those
-        in force for this algorithm's device), times the algorithm's fitted efficiency scale."""
+        in force for this algorithm's device): the algorithm's fixed overhead plus its work
+        times its fitted efficiency scale."""
         c = constants(self.device) if c is None else c
-        return self._estimate(spec, op, c) * c.get(f"scale_{self.name}_{spec.ndim}d", 1.0)
+        raw = self._estimate(spec, op, c)
+        overhead = c.get(f"overhead_{self.name}", 0.0)
+        scale = c.get(_costs.scale_key(self.name, spec.ndim, _costs._real_sfx(spec)), 1.0)
+        return overhead + scale * max(raw - overhead, 0.0)
 
     def _estimate(self, spec: ConvSpec, op: str, c: dict) -> float:
         kind, how = self.route(spec, op)
@@ -351,7 +357,12 @@ CUDA_CONSTANTS: dict[str, float] = {
     "overhead_direct": 15e-6,
     "overhead_im2col": 40e-6,
     "overhead_fft": 60e-6,
-    **{f"scale_{a}_{n}d": 1.0 for a in ("direct", "fft", "im2col") for n in (1, 2, 3)},
+    **{
+        _costs.scale_key(a, n, p): 1.0
+        for a in ("direct", "fft", "im2col")
+        for n in (1, 2, 3)
+        for p in ("f32", "f64")
+    },
 }
 
 #: the rates CUDA_CONSTANTS assume (same keys as gpuconv._rates.Rates), for `gpuconv tune`

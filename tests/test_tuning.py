@@ -86,8 +86,8 @@ def test_tuned_constants_are_in_force_after_loading(cache):
     spec = ConvSpec(in_shape=(512, 512), kernel_shape=(3, 3), pad_lo=1, pad_hi=1)
     assert dispatch.choose(spec).algorithm == "direct"
     dispatch._SOURCE.pop("cpu")
-    _write_constants({"scale_direct_2d": 1e4})  # this machine's direct core is 10^4x slower
-    assert dispatch.constants()["scale_direct_2d"] == 1e4
+    _write_constants({"scale_direct_2d_f64": 1e4})  # this machine's direct core is 10^4x slower
+    assert dispatch.constants()["scale_direct_2d_f64"] == 1e4
     assert dispatch.constants_source().startswith("tuned 2026-11-23")
     assert dispatch.choose(spec).algorithm != "direct"
 
@@ -132,27 +132,45 @@ def test_rescale_follows_the_measured_rates():
     c = _tune.rescale("cpu", rates)
     for key in _tune.RATE_OF:
         assert c[key] == pytest.approx(_costs.CPU_CONSTANTS[key] / 2)
+    for key, (rate, units) in _tune.MEASURED.items():
+        assert c[key] == pytest.approx(units / rates[rate])
     assert c["overhead_direct"] == _costs.CPU_CONSTANTS["overhead_direct"]
     assert all(v == 1.0 for k, v in c.items() if k.startswith("scale_"))
 
 
-def _sample(ndim, seconds, estimates):
-    spec = ConvSpec(in_shape=(16,) * ndim, kernel_shape=(3,) * ndim)
-    return _tune.Sample(spec, seconds, estimates, dict(estimates))
+def _sample(ndim, seconds, work, dtype=np.float64):
+    spec = ConvSpec(in_shape=(16,) * ndim, kernel_shape=(3,) * ndim, dtype=dtype)
+    return _tune.Sample(spec, seconds, work, dict(work))
 
 
-def test_fit_scales_is_the_median_ratio_per_algorithm_and_ndim():
-    samples = [
-        _sample(2, {"direct": 2.0, "fft": 1.0}, {"direct": 1.0, "fft": 1.0}),
-        _sample(2, {"direct": 3.0, "fft": 1.0}, {"direct": 1.0, "fft": 2.0}),
-        _sample(2, {"direct": 10.0}, {"direct": 1.0}),
-        _sample(1, {"direct": 0.5}, {"direct": 1.0}),  # one 1-D sample: falls back to all
-    ]
-    s = _tune.fit_scales(samples, "cpu")
-    assert s["scale_direct_2d"] == 3.0
-    assert s["scale_fft_2d"] == 0.75
-    assert s["scale_direct_1d"] == s["scale_direct_3d"] == 2.5  # median of 2, 3, 10, 0.5
-    assert s["scale_im2col_2d"] == 1.0  # never measured
+def test_fit_recovers_overhead_and_scales_exactly():
+    # times made by a known model: direct = 5 us + 2 * work (2-D f64), 3 * work (2-D f32);
+    # fft = 50 us + 0.5 * work (1-D f64)
+    rng = np.random.default_rng(0)
+    samples = []
+    for _ in range(6):
+        v = float(rng.uniform(1e-5, 1e-2))
+        samples.append(_sample(2, {"direct": 5e-6 + 2 * v}, {"direct": v}))
+        samples.append(_sample(2, {"direct": 5e-6 + 3 * v}, {"direct": v}, np.float32))
+        samples.append(_sample(1, {"fft": 50e-6 + 0.5 * v}, {"fft": v}))
+    c = _tune.fit(samples, "cpu")
+    assert c["overhead_direct"] == pytest.approx(5e-6, rel=1e-6)
+    assert c["scale_direct_2d_f64"] == pytest.approx(2.0, rel=1e-6)
+    assert c["scale_direct_2d_f32"] == pytest.approx(3.0, rel=1e-6)
+    assert c["overhead_fft"] == pytest.approx(50e-6, rel=1e-6)
+    assert c["scale_fft_1d_f64"] == pytest.approx(0.5, rel=1e-6)
+    # groups without samples: the other precision, else the median of the fitted ones, else 1
+    assert c["scale_fft_1d_f32"] == pytest.approx(0.5, rel=1e-6)
+    assert c["scale_direct_3d_f64"] == pytest.approx(2.5, rel=1e-6)
+    assert c["scale_im2col_2d_f32"] == 1.0 and "overhead_im2col" not in c
+
+
+def test_fit_keeps_overheads_non_negative():
+    # a model with no fixed cost at all: the overhead is clamped to a tiny positive number
+    samples = [_sample(2, {"direct": 2 * v}, {"direct": v}) for v in (1e-4, 1e-3, 1e-2)]
+    c = _tune.fit(samples, "cpu")
+    assert 0 < c["overhead_direct"] <= 1e-6
+    assert c["scale_direct_2d_f64"] == pytest.approx(2.0, rel=1e-3)
 
 
 def test_regret_is_picked_time_over_fastest():
@@ -160,9 +178,12 @@ def test_regret_is_picked_time_over_fastest():
         _sample(2, {"direct": 2.0, "fft": 1.0}, {"direct": 1.0, "fft": 1.5}),
         _sample(2, {"direct": 1.0, "fft": 3.0}, {"direct": 1.0, "fft": 1.5}),
     ]
-    assert _tune.regret(samples, {}) == [2.0, 1.0]
-    assert _tune.regret(samples, {"scale_direct_2d": 2.0}) == [1.0, 3.0]
-    assert _tune.regret(samples, None) == [2.0, 1.0]
+    c = {k: v for k, v in _costs.CPU_CONSTANTS.items()}
+    c.update({k: 1.0 for k in c if k.startswith("scale_")})
+    assert _tune.regret(samples, c) == [2.0, 1.0]
+    c["scale_direct_2d_f64"] = 2.0
+    assert _tune.regret(samples, c) == [1.0, 3.0]
+    assert _tune.regret(samples, None) == [2.0, 1.0]  # the prior estimates
 
 
 def test_tune_measures_fits_saves_and_puts_in_force(cache):
@@ -178,14 +199,15 @@ def test_tune_measures_fits_saves_and_puts_in_force(cache):
     assert len(result.samples) == 3 and all(s.seconds for s in result.samples)
     for s in result.samples:  # every timed algorithm applies, and the fastest was timed
         assert set(s.seconds) <= set(dispatch.algorithm_names())
-    r = np.array(result.samples[0].seconds["direct"]) / result.samples[0].estimates["direct"]
-    assert result.constants["scale_direct_2d"] > 0 and r > 0
+    assert all(s.work[n] > 0 for s in result.samples for n in s.seconds)
+    assert result.constants["scale_direct_2d_f64"] > 0 and result.constants["overhead_fft"] > 0
     assert dispatch.constants() == result.constants  # in force in this process
     assert Path(result.path).exists()
     saved = _cache.load("constants", "cpu")
     assert saved["constants"] == result.constants
     assert len(saved["samples"]) == 3
     assert "efficiency scales" in result.summary() and result.path in result.summary()
+    assert len(result.regret_after) == 3 and min(result.regret_after) >= 1.0
 
 
 def test_grids_are_disjoint_and_valid():
@@ -308,3 +330,33 @@ def test_warnings_do_not_fire_on_a_clean_cache(cache):
         warnings.simplefilter("error")
         dispatch.constants()
         gpuconv.convolve(np.ones(10), np.ones(3), method="benchmark")
+
+
+# --- malloc thresholds ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "env, expect",
+    [
+        ({}, "glibc mmap threshold 64 MiB"),
+        ({"GPUCONV_MALLOC": "system"}, "left alone (GPUCONV_MALLOC=system)"),
+        ({"MALLOC_MMAP_THRESHOLD_": "1000000"}, "left alone (MALLOC_"),
+    ],
+)
+def test_malloc_thresholds_are_raised_once_unless_told_not_to(env, expect):
+    import platform
+
+    if platform.libc_ver()[0] != "glibc" and not env:
+        pytest.skip("not glibc: nothing to configure")
+    code = (
+        "import numpy as np, gpuconv; from gpuconv import _memory\n"
+        "assert _memory._state is None  # importing gpuconv changes nothing\n"
+        "gpuconv.convolve(np.ones(100), np.ones(5))\n"
+        "first = _memory._state; assert _memory.configure() == first\n"
+        "print(first)"
+    )
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("MALLOC_", "GPUCONV_MALLOC"))}
+    env = {**clean, **env, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith(expect)

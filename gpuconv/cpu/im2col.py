@@ -16,6 +16,7 @@ im2col (padding materialised there) with the same chunking and GEMM.
 
 from __future__ import annotations
 
+import functools
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from math import prod
@@ -25,6 +26,7 @@ import numpy as np
 from numba import njit, uintp
 from numpy.lib.stride_tricks import sliding_window_view
 
+from gpuconv import _timing
 from gpuconv._spec import ConvSpec
 
 #: Default cap on the column matrix's size; ``run(..., budget_bytes=...)`` overrides it.
@@ -449,3 +451,21 @@ def run_backward_weight(
     if spec.flip:
         dw = np.ascontiguousarray(spec.kernel_for_correlation(dw))
     return dw
+
+
+def _noting_blas(fn):
+    """``fn``, recording when its BLAS calls are over (see gpuconv._timing.BLAS_SPIN_S)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            _timing.note_blas()
+
+    return wrapper
+
+
+run = _noting_blas(run)
+run_backward_data = _noting_blas(run_backward_data)
+run_backward_weight = _noting_blas(run_backward_weight)
