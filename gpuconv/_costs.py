@@ -104,6 +104,13 @@ CPU_CONSTANTS: dict[str, float] = {
     "scale_separable_2d_f64": 1.58,
     "scale_separable_3d_f32": 1.74,
     "scale_separable_3d_f64": 1.74,
+    # the backward passes' efficiency relative to the forward fit, per algorithm (their own
+    # kernels, remaps and extra passes), fitted by `gpuconv tune` on CNN layers
+    **{
+        f"opscale_{a}_{op}": 1.0
+        for a in CPU_ALGORITHMS
+        for op in ("backward_data", "backward_weight")
+    },
 }
 
 #: what gpuconv._rates.measure read on the machine the table above was fitted on; `gpuconv

@@ -80,6 +80,19 @@ def calibration_rank1(device: str = "cpu") -> list[ConvSpec]:
     ]
 
 
+def calibration_ops(device: str = "cpu") -> list[tuple[ConvSpec, str]]:
+    """(problem, op) pairs ``gpuconv tune`` times the backward passes on."""
+    s = 4 if device == "cuda" else 1
+    layers = [
+        _layer(8 * s, 64, 64, 56, 3),
+        _layer(8 * s, 128, 128, 28, 3),
+        _layer(8 * s, 64, 64, 56, 3, groups=64),
+        _layer(4 * s, 32, 32, 112, 5, stride=2),
+        _layer(8 * s, 256, 64, 14, 1),
+    ]
+    return [(layer, op) for layer in layers for op in ("backward_data", "backward_weight")]
+
+
 def holdout(device: str = "cpu") -> list[ConvSpec]:
     """Problems no tuning sees, for the regret figure (about a minute on 2 CPU cores)."""
     big = device == "cuda"

@@ -95,10 +95,11 @@ class Sample:
     seconds: dict[str, float]
     work: dict[str, float]
     prior: dict[str, float] = field(default_factory=dict)
+    op: str = "forward"
 
     @property
     def label(self) -> str:
-        return problem_label(self.spec)
+        return problem_label(self.spec) + ("" if self.op == "forward" else f" {self.op}")
 
     @property
     def group(self) -> tuple[int, str]:
@@ -132,8 +133,9 @@ def fit(samples: list[Sample], device: str) -> dict[str, float]:
     from scipy.optimize import nnls
 
     out: dict[str, float] = {}
+    forward = [s for s in samples if s.op == "forward"]
     for name in dispatch.algorithm_names(device):
-        rows = [s for s in samples if name in s.seconds]
+        rows = [s for s in forward if name in s.seconds]
         groups = sorted({s.group for s in rows})
         fitted: dict[tuple[int, str], float] = {}
         if rows:
@@ -150,7 +152,24 @@ def fit(samples: list[Sample], device: str) -> dict[str, float]:
             for p, other in (("f32", "f64"), ("f64", "f32")):
                 value = fitted.get((nd, p), fitted.get((nd, other), default))
                 out[_costs.scale_key(name, nd, p)] = value
+    out.update(_fit_ops(samples, device, out))
     return out
+
+
+def _fit_ops(samples: list[Sample], device: str, c: dict[str, float]) -> dict[str, float]:
+    """``opscale_<name>_<op>`` of the backward passes: the median of measured over predicted
+    work, the prediction being the forward fit's (an op's own kernels, remaps and extra passes
+    run at their own efficiency)."""
+    ratios: dict[str, list[float]] = {}
+    for s in samples:
+        if s.op == "forward":
+            continue
+        for name, t in s.seconds.items():
+            o = c.get(f"overhead_{name}", 0.0)
+            predicted = c.get(_costs.scale_key(name, *s.group), 1.0) * s.work[name]
+            if predicted > 0:
+                ratios.setdefault(f"opscale_{name}_{s.op}", []).append(max(t - o, 0.0) / predicted)
+    return {k: max(float(statistics.median(v)), 1e-3) for k, v in ratios.items()}
 
 
 def regret(samples: list[Sample], c: dict[str, float] | None) -> list[float]:
@@ -163,7 +182,8 @@ def regret(samples: list[Sample], c: dict[str, float] | None) -> list[float]:
             est = {n: s.prior[n] for n in s.seconds}
         else:
             est = {
-                n: c[f"overhead_{n}"] + c[_costs.scale_key(n, *s.group)] * s.work[n]
+                n: c[f"overhead_{n}"]
+                + c[_costs.scale_key(n, *s.group)] * c.get(f"opscale_{n}_{s.op}", 1.0) * s.work[n]
                 for n in s.seconds
             }
         pick = min(est, key=est.get)
@@ -196,7 +216,7 @@ class TuneResult:
         for k, v in sorted(self.constants.items()):
             if k.startswith("overhead_"):
                 lines.append(f"  {k:<24}{v * 1e6:.1f} us")
-            elif k.startswith("scale_"):
+            elif k.startswith(("scale_", "opscale_")):
                 lines.append(f"  {k:<24}{v:.2f}")
         for what, reg in (("previous", self.regret_before), ("tuned", self.regret_after)):
             if reg:
@@ -213,7 +233,9 @@ class TuneResult:
         return "\n".join(lines)
 
 
-def _operands(spec: ConvSpec, rng, xp, rank1: bool = False):
+def _operands(spec: ConvSpec, rng, xp, op: str = "forward", rank1: bool = False):
+    """Random operands of ``op`` on ``spec`` (a rank-1 kernel when asked)."""
+
     def draw(shape):
         a = rng.standard_normal(shape)
         if spec.is_complex:
@@ -227,6 +249,10 @@ def _operands(spec: ConvSpec, rng, xp, rank1: bool = False):
             shape = [1] * len(spec.w_shape)
             shape[2 + ax] = k
             w = w * draw(k).reshape(shape)
+    if op == "backward_data":
+        return xp.asarray(draw(spec.y_shape)), xp.asarray(w)
+    if op == "backward_weight":
+        return xp.asarray(draw(spec.x_shape)), xp.asarray(draw(spec.y_shape))
     return xp.asarray(draw(spec.x_shape)), xp.asarray(w)
 
 
@@ -252,28 +278,33 @@ def tune(
     rates = _rates.measure(device)
     c0 = rescale(device, rates.as_dict())
     if grid is None:
-        grid = [(s, False) for s in _grids.calibration(device)]
-        grid += [(s, True) for s in _grids.calibration_rank1(device)]
+        grid = [(s, "forward", False) for s in _grids.calibration(device)]
+        grid += [(s, "forward", True) for s in _grids.calibration_rank1(device)]
+        if device == "cpu":  # the GPU algorithms do the forward pass only, for now
+            grid += [(s, op, False) for s, op in _grids.calibration_ops(device)]
     else:
-        grid = [(s, False) for s in grid]
+        grid = [(s, "forward", False) for s in grid]
     rng = np.random.default_rng(0)
     samples = []
-    for i, (spec, rank1) in enumerate(grid):
+    for i, (spec, op, rank1) in enumerate(grid):
         if progress:
-            progress(i, len(grid), problem_label(spec) + (" rank-1 kernel" if rank1 else ""))
-        x, w = _operands(spec, rng, xp, rank1)
+            what = (" rank-1 kernel" if rank1 else "") + ("" if op == "forward" else f" {op}")
+            progress(i, len(grid), problem_label(spec) + what)
+        a, b = _operands(spec, rng, xp, op, rank1)
         est = {}
         for name in dispatch.algorithm_names(device):
             alg = dispatch.get_algorithm(name, device)
-            if alg.supports(spec, w) is None:
-                est[name] = alg.estimate(spec, "forward", c0)
+            if alg.supports(spec, b, op) is None:
+                est[name] = alg.estimate(spec, op, c0)
+        if not est:
+            continue
         best = min(est.values())
         names = [n for n, e in est.items() if e <= SKIP_FACTOR * best]
         # the fastest run, not the median: a fit must not learn a busy moment of the machine
-        secs = dispatch.measure(spec, x, w, names, repeat=repeat, device=device, stat="min")
-        prior = {n: dispatch.get_algorithm(n, device).estimate(spec) for n in secs}
+        secs = dispatch.measure(spec, a, b, names, repeat, op, device, stat="min")
+        prior = {n: dispatch.get_algorithm(n, device).estimate(spec, op) for n in secs}
         work = {n: est[n] - c0[f"overhead_{n}"] for n in secs}
-        samples.append(Sample(spec, secs, work, prior))
+        samples.append(Sample(spec, secs, work, prior, op))
     if progress:
         progress(len(grid), len(grid), "done")
     drift = _drift(rates, _rates.measure(device))
@@ -297,7 +328,13 @@ def _payload(result: TuneResult) -> dict:
         "constants": result.constants,
         "rates": result.rates.as_dict(),
         "samples": [
-            {"problem": s.label, "seconds": s.seconds, "work": s.work, "prior": s.prior}
+            {
+                "problem": s.label,
+                "op": s.op,
+                "seconds": s.seconds,
+                "work": s.work,
+                "prior": s.prior,
+            }
             for s in result.samples
         ],
         "regret_calibration": result.regret_after,

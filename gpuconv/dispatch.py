@@ -167,6 +167,8 @@ class Algorithm:
         raw = self._estimate(spec, op, c)
         overhead = c.get(f"overhead_{self.name}", 0.0)
         scale = c.get(_costs.scale_key(self.name, spec.ndim, _costs._real_sfx(spec)), 1.0)
+        if op != "forward":
+            scale *= c.get(f"opscale_{self.name}_{op}", 1.0)
         return overhead + scale * max(raw - overhead, 0.0)
 
     def _estimate(self, spec: ConvSpec, op: str, c: dict) -> float:
@@ -362,6 +364,11 @@ CUDA_CONSTANTS: dict[str, float] = {
         for a in ("direct", "fft", "im2col")
         for n in (1, 2, 3)
         for p in ("f32", "f64")
+    },
+    **{
+        f"opscale_{a}_{op}": 1.0
+        for a in ("direct", "fft", "im2col")
+        for op in ("backward_data", "backward_weight")
     },
 }
 

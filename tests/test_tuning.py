@@ -360,3 +360,23 @@ def test_malloc_thresholds_are_raised_once_unless_told_not_to(env, expect):
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith(expect)
+
+
+def test_backward_ops_get_their_own_factor():
+    # forward: direct = 5 us + 2 * work; backward_data runs 1.5x slower than that predicts
+    fwd = [_sample(2, {"direct": 5e-6 + 2 * v}, {"direct": v}) for v in (1e-4, 1e-3, 1e-2)]
+    bwd = []
+    for v in (2e-4, 3e-3):
+        s = _sample(2, {"direct": 5e-6 + 1.5 * 2 * v}, {"direct": v})
+        s.op = "backward_data"
+        bwd.append(s)
+    c = _tune.fit(fwd + bwd, "cpu")
+    assert c["scale_direct_2d_f64"] == pytest.approx(2.0, rel=1e-3)
+    assert c["opscale_direct_backward_data"] == pytest.approx(1.5, rel=1e-3)
+    assert "opscale_direct_backward_weight" not in c  # never measured: the table's value stays
+    full = {**_costs.CPU_CONSTANTS, **c}
+    assert _tune.regret(bwd, full) == [1.0, 1.0]
+    spec = bwd[0].spec
+    est = dispatch.get_algorithm("direct").estimate(spec, "backward_data", full)
+    raw = dispatch.get_algorithm("direct").estimate(spec, "forward", full)
+    assert est > raw  # the factor is applied to the backward pass only
