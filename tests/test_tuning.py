@@ -380,3 +380,26 @@ def test_backward_ops_get_their_own_factor():
     est = dispatch.get_algorithm("direct").estimate(spec, "backward_data", full)
     raw = dispatch.get_algorithm("direct").estimate(spec, "forward", full)
     assert est > raw  # the factor is applied to the backward pass only
+
+
+def test_tune_cuda_runs_on_a_fake_cupy_and_saves_per_device(cache, monkeypatch):
+    """The GPU tune path end to end on the NumPy-backed fake CuPy (kernel emulators, stand-in
+    CUDA events): every CUDA algorithm timed, constants fitted and saved under the GPU's name.
+    The figures mean nothing here; a GPU session runs the real thing (ci/gpu-check)."""
+    import types
+
+    from gpuconv.cuda import _loader
+    from tests.test_bench_report import TINY_GRID, _fake_cupy_with_events
+
+    fake = _fake_cupy_with_events(monkeypatch)
+    fake.cuda.Device = lambda *a: types.SimpleNamespace(id=0, compute_capability="90")
+    _loader.clear_cache()
+    try:
+        result = _tune.tune("cuda", grid=list(TINY_GRID[:3]), repeat=1)
+    finally:
+        _loader.clear_cache()
+        dispatch.reset_constants("cuda")
+    assert fake.launches
+    assert {n for s in result.samples for n in s.seconds} == set(dispatch.algorithm_names("cuda"))
+    assert Path(result.path).name == "constants-cuda-fake-gpu-sm-90.json"
+    assert result.constants["overhead_direct"] > 0
