@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _arrays, dispatch
+from . import _arrays, _epilogue, dispatch
 from ._spec import ConvSpec, as_index
 
 __all__ = [
@@ -204,8 +204,9 @@ def _add_bias(y: np.ndarray, b, nd: int) -> np.ndarray:
 
 
 def _conv(
-    nd, input, weight, bias, stride, padding, dilation, groups, padding_mode, algorithm, device
-):
+    nd, input, weight, bias, stride, padding, dilation, groups, padding_mode, algorithm, device,
+    activation=None, negative_slope=0.01,
+):  # fmt: skip
     """conv{nd}d: the one place the nn fronts pick a device (see :func:`conv2d`)."""
     fn = f"conv{nd}d"
     dev = _arrays.resolve_device(input, weight, bias, device=device)
@@ -245,6 +246,7 @@ def _conv(
         lo = hi = (0,) * nd
     spec = _spec(fn, nd, x.shape, w.shape, st, lo, hi, dl, g, dt)
     b = _bias(fn, bias, spec.c_out, dt)
+    act, slope = _epilogue.check(fn, activation, negative_slope, dt)
     if dev == "cuda" and algorithm not in ("auto", "benchmark"):
         dispatch.get_algorithm(algorithm, "cuda")  # reject a name the GPU has not
     if x.shape[0] == 0:
@@ -253,14 +255,14 @@ def _conv(
         y = dispatch.execute(spec, x, w, algorithm, device=dev)
     if b is not None and dev == "cuda":
         b = _arrays.to_device(b)
-    y = _add_bias(y, b, nd)
+    y = _epilogue.apply(y, b, act, slope)
     y = y[0] if unbatched else y
     return _arrays.to_host(y) if back else y
 
 
 def conv1d(
     input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
-    padding_mode="zeros", algorithm="auto", device=None,
+    padding_mode="zeros", algorithm="auto", device=None, activation=None, negative_slope=0.01,
 ):  # fmt: skip
     """1-D cross-correlation as ``torch.nn.functional.conv1d`` (plus ``padding_mode``).
 
@@ -269,13 +271,13 @@ def conv1d(
     """
     return _conv(
         1, input, weight, bias, stride, padding, dilation, groups, padding_mode, algorithm,
-        device,
+        device, activation, negative_slope,
     )  # fmt: skip
 
 
 def conv2d(
     input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
-    padding_mode="zeros", algorithm="auto", device=None,
+    padding_mode="zeros", algorithm="auto", device=None, activation=None, negative_slope=0.01,
 ):  # fmt: skip
     """2-D cross-correlation as ``torch.nn.functional.conv2d`` (plus ``padding_mode``).
 
@@ -285,21 +287,28 @@ def conv2d(
     ``torch.nn.functional.pad``); ``device``: None (follow the inputs: CuPy arrays run on the GPU
     and a CuPy array comes back), ``'cpu'`` (CuPy inputs are a TypeError) or ``'cuda'`` (NumPy
     inputs are copied to the GPU and the result back).  The GPU does the forward pass only.
+    ``activation``: None, ``'relu'``, ``'leaky_relu'`` (with ``negative_slope``), ``'sigmoid'``
+    or ``'tanh'``, applied with the bias in one pass over the output (real dtypes).
+
+    >>> x = np.array([[[[1.0, -2.0], [3.0, -4.0]]]])
+    >>> conv2d(x, np.ones((1, 1, 1, 1)), np.array([0.5]), activation="relu")[0, 0]
+    array([[1.5, 0. ],
+           [3.5, 0. ]])
     """
     return _conv(
         2, input, weight, bias, stride, padding, dilation, groups, padding_mode, algorithm,
-        device,
+        device, activation, negative_slope,
     )  # fmt: skip
 
 
 def conv3d(
     input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
-    padding_mode="zeros", algorithm="auto", device=None,
+    padding_mode="zeros", algorithm="auto", device=None, activation=None, negative_slope=0.01,
 ):  # fmt: skip
     """3-D cross-correlation as ``torch.nn.functional.conv3d`` (plus ``padding_mode``)."""
     return _conv(
         3, input, weight, bias, stride, padding, dilation, groups, padding_mode, algorithm,
-        device,
+        device, activation, negative_slope,
     )  # fmt: skip
 
 

@@ -191,3 +191,22 @@ def test_every_variant_compiles_under_nvrtc(device):
     # cached: the same object again
     src, defs, names = _build.variants()[0]
     assert _loader.get_function(src, names[0], defs) is _loader.get_function(src, names[0], defs)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("activation", [None, "relu", "leaky_relu", "sigmoid", "tanh"])
+def test_gpu_bias_activation_epilogue(device, rng, dtype, activation):
+    """conv2d's bias + activation kernel on the GPU gives the CPU pass's result."""
+    import cupy as cp
+
+    import gpuconv
+
+    x = random_array(rng, (3, 4, 33, 40), dtype)
+    w = random_array(rng, (6, 4, 3, 3), dtype)
+    b = random_array(rng, (6,), dtype)
+    kw = dict(padding=1, activation=activation, negative_slope=0.1)
+    expected = gpuconv.conv2d(x, w, b, **kw)
+    y = gpuconv.conv2d(cp.asarray(x), cp.asarray(w), cp.asarray(b), **kw)
+    assert isinstance(y, cp.ndarray) and y.dtype == dtype
+    atol = 64 * np.finfo(dtype).eps * float(np.abs(x).max() * np.abs(w).sum(axis=(1, 2, 3)).max())
+    np.testing.assert_allclose(cp.asnumpy(y), expected, rtol=0, atol=atol)

@@ -458,7 +458,27 @@ def _emu_col2im(defs, module, grid, block, col, x, planes, *ints):
     x.reshape(-1)[: acc.size] = acc.reshape(-1)
 
 
+def _emu_bias_act(defs, module, grid, block, y, bias, planes, channels, spatial, act, slope):
+    assert block[0] * block[1] * block[2] <= defs["EPILOGUE_BLOCK"]
+    from gpuconv import _epilogue
+
+    y2 = y.reshape(int(planes), int(spatial))
+    if bias is not None:
+        y2 += np.tile(bias, int(planes) // int(channels))[:, None]
+    names = {v: k for k, v in _epilogue.ACTIVATIONS.items()}
+    name = names.get(int(act))
+    if name == "relu":
+        y2[y2 < 0] = 0
+    elif name == "leaky_relu":
+        y2[y2 < 0] *= slope
+    elif name == "sigmoid":
+        y2[...] = 1 / (1 + np.exp(-y2))
+    elif name == "tanh":
+        y2[...] = np.tanh(y2)
+
+
 EMULATORS = {
+    "bias_act": _emu_bias_act,
     "direct2d": _emu_direct2d,
     "direct3d_generic": _emu_generic,
     "spectral": _emu_spectral,

@@ -310,3 +310,22 @@ def test_gpu_device_cuda_numpy_in_numpy_out(device, rng):
         nn.conv2d(cupy.asarray(x), cupy.asarray(w), device="cpu")
     with pytest.raises(TypeError, match="different devices"):
         signal.convolve(cupy.asarray(x[0, 0]), w[0, 0])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("activation", [None, "relu", "leaky_relu", "sigmoid", "tanh"])
+@pytest.mark.parametrize("with_bias", [True, False])
+def test_epilogue_on_the_gpu_path(cp, rng, dtype, activation, with_bias):
+    """The epilogue's launch matches the kernel's C signature and its result the CPU pass."""
+    x = random_array(rng, (2, 3, 7, 6), dtype)
+    w = random_array(rng, (4, 3, 3, 3), dtype)
+    b = random_array(rng, (4,), dtype) if with_bias else None
+    kw = dict(padding=1, activation=activation, negative_slope=0.2)
+    expected = gpuconv.conv2d(x, w, b, **kw)
+    y = gpuconv.conv2d(x, w, b, device="cuda", **kw)
+    assert type(y) is np.ndarray  # device='cuda' with NumPy inputs: NumPy back
+    np.testing.assert_allclose(y, expected, rtol=0, atol=64 * np.finfo(dtype).eps * 4**2 * 27)
+    launched = {name for name, _, _ in cp.launches}
+    assert ("bias_act_" + ("f32" if dtype == np.float32 else "f64") in launched) == (
+        activation is not None
+    )

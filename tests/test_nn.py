@@ -563,3 +563,95 @@ def test_against_torch(case):
             CONV_T[nd](xin, wt, b, s, p, op, g, d)
     else:
         np.testing.assert_allclose(CONV_T[nd](xin, wt, b, s, p, op, g, d), yt, atol=1e-10)
+
+
+# --- bias + activation epilogue --------------------------------------------------------------
+
+_ACTS = {
+    None: lambda v, s: v,
+    "relu": lambda v, s: np.where(v < 0, 0, v),
+    "leaky_relu": lambda v, s: np.where(v < 0, s * v, v),
+    "sigmoid": lambda v, s: 1 / (1 + np.exp(-v)),
+    "tanh": lambda v, s: np.tanh(v),
+}
+
+
+@pytest.mark.parametrize("activation", list(_ACTS))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("nd", [1, 2, 3])
+@pytest.mark.parametrize("with_bias", [True, False])
+def test_activation_matches_the_separate_operations(activation, dtype, nd, with_bias):
+    rng = np.random.default_rng(nd)
+    x = rng.standard_normal((2, 3) + (6,) * nd).astype(dtype)
+    w = rng.standard_normal((4, 3) + (3,) * nd).astype(dtype)
+    b = rng.standard_normal(4).astype(dtype) if with_bias else None
+    fn = {1: gpuconv.conv1d, 2: gpuconv.conv2d, 3: gpuconv.conv3d}[nd]
+    plain = fn(x.astype(np.float64), w.astype(np.float64), padding=1)
+    if with_bias:
+        plain = plain + b.astype(np.float64).reshape((1, -1) + (1,) * nd)
+    expected = _ACTS[activation](plain, 0.3)
+    y = fn(x, w, b, padding=1, activation=activation, negative_slope=0.3)
+    assert y.dtype == dtype and y.shape == expected.shape
+    # the convolution's rounding, passed through activations whose slope is at most 1
+    np.testing.assert_allclose(y, expected, rtol=0, atol=tolerance(dtype, x, w, 3 * 3**nd))
+    if activation == "relu":
+        assert (y >= 0).all()
+
+
+def test_activation_keeps_nan_and_handles_extremes():
+    x = np.array([[[np.nan, 1e4, -1e4, -0.5]]], np.float32)
+    w = np.ones((1, 1, 1), np.float32)
+    np.testing.assert_array_equal(
+        gpuconv.conv1d(x, w, activation="relu")[0, 0], [np.nan, 1e4, 0, 0]
+    )
+    np.testing.assert_allclose(
+        gpuconv.conv1d(x, w, activation="sigmoid")[0, 0],
+        [np.nan, 1, 0, 1 / (1 + np.exp(0.5))],
+        rtol=1e-6,
+    )
+    y = gpuconv.conv1d(x, w, activation="tanh")[0, 0]
+    np.testing.assert_allclose(y, [np.nan, 1, -1, np.tanh(-0.5)], rtol=1e-6)
+    unbatched = gpuconv.conv1d(x[0], w, np.array([0.25], np.float32), activation="leaky_relu")
+    np.testing.assert_allclose(unbatched[0], [np.nan, 1e4 + 0.25, (-1e4 + 0.25) * 0.01, -0.0025])
+
+
+@pytest.mark.parametrize(
+    "kw, exc, match",
+    [
+        (dict(activation="gelu"), ValueError, "activation must be one of None, 'relu'"),
+        (dict(activation=True), ValueError, "got True"),
+        (dict(activation="relu", negative_slope="0.1"), TypeError, "negative_slope must be a real"),
+        (dict(activation="leaky_relu", negative_slope=float("nan")), ValueError, "finite"),
+    ],
+)
+def test_activation_errors(kw, exc, match):
+    with pytest.raises(exc, match=match):
+        gpuconv.conv2d(np.ones((1, 1, 4, 4)), np.ones((1, 1, 3, 3)), **kw)
+
+
+def test_activation_on_a_complex_result_is_refused():
+    x = np.ones((1, 1, 4, 4), np.complex64)
+    with pytest.raises(ValueError, match="not defined for a complex result"):
+        gpuconv.conv2d(x, np.ones((1, 1, 3, 3)), activation="relu")
+    # bias alone is fine
+    y = gpuconv.conv2d(x, np.ones((1, 1, 3, 3)), np.array([1j]))
+    np.testing.assert_allclose(y, 9 + 1j)
+
+
+def test_activation_against_torch():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 4, 9, 9))
+    w = rng.standard_normal((5, 4, 3, 3))
+    b = rng.standard_normal(5)
+    tx, tw, tb = (torch.from_numpy(a) for a in (x, w, b))
+    base = torch.nn.functional.conv2d(tx, tw, tb, padding=1)
+    refs = {
+        "relu": torch.relu(base),
+        "leaky_relu": torch.nn.functional.leaky_relu(base, 0.05),
+        "sigmoid": torch.sigmoid(base),
+        "tanh": torch.tanh(base),
+    }
+    for name, ref in refs.items():
+        y = gpuconv.conv2d(x, w, b, padding=1, activation=name, negative_slope=0.05)
+        np.testing.assert_allclose(y, ref.numpy(), rtol=0, atol=1e-12 * 4 * 9 * 30)

@@ -90,7 +90,7 @@ DIRECT_DTYPES = ("f32", "f64", "c64", "c128", "i64")
 SPECTRAL_DTYPES = ("c64", "c128")
 
 #: kernel name prefixes whose ptxas report must show no spill and no stack frame.
-HOT_KERNEL_PREFIXES = ("direct2d_", "spectral_", "im2col_", "col2im_")
+HOT_KERNEL_PREFIXES = ("direct2d_", "spectral_", "im2col_", "col2im_", "bias_act_")
 
 
 # ---- im2col / col2im (kernels_cuda/im2col.cu) --------------------------------------------------
@@ -114,6 +114,16 @@ def im2col_defines() -> dict:
     return {"IM2COL_BLOCK": IM2COL_BLOCK}
 
 
+# ---- bias + activation epilogue (kernels_cuda/epilogue.cu) -------------------------------------
+EPILOGUE_BLOCK = 256
+EPILOGUE_DTYPES = ("f32", "f64")
+
+
+def epilogue_defines() -> dict:
+    """The ``#define``s of the bias + activation kernels."""
+    return {"EPILOGUE_BLOCK": EPILOGUE_BLOCK}
+
+
 def variants() -> list[tuple[str, dict, list[str]]]:
     """Every (source file name in kernels_cuda/, defines, kernel names) the library compiles."""
     out = []
@@ -128,6 +138,7 @@ def variants() -> list[tuple[str, dict, list[str]]]:
             [f"{k}_{s}" for k in ("im2col", "col2im") for s in IM2COL_DTYPES],
         )
     )
+    out.append(("epilogue.cu", epilogue_defines(), [f"bias_act_{s}" for s in EPILOGUE_DTYPES]))
     return out
 
 
