@@ -655,3 +655,11 @@ def test_activation_against_torch():
     for name, ref in refs.items():
         y = gpuconv.conv2d(x, w, b, padding=1, activation=name, negative_slope=0.05)
         np.testing.assert_allclose(y, ref.numpy(), rtol=0, atol=1e-12 * 4 * 9 * 30)
+
+
+def test_activation_on_an_empty_batch():
+    w = np.ones((2, 3, 3, 3), np.float32)
+    y = gpuconv.conv2d(
+        np.empty((0, 3, 8, 8), np.float32), w, np.ones(2, np.float32), activation="relu"
+    )
+    assert y.shape == (0, 2, 6, 6) and y.dtype == np.float32

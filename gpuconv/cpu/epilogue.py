@@ -34,6 +34,8 @@ def apply(y: np.ndarray, bias, code: int, slope: float) -> None:
     """``act(y + bias)`` in place; ``y`` (N, C, *spatial) float32 or float64, C-contiguous."""
     if not (y.flags.c_contiguous and y.dtype in (np.float32, np.float64)):
         raise TypeError(f"the epilogue needs a C-contiguous float32/float64 output, got {y.dtype}")
+    if y.size == 0:  # an empty batch (or spatial axis): nothing to do, nothing to reshape
+        return
     n, c = y.shape[:2]
     t = y.dtype.type
     b = np.zeros(c, y.dtype) if bias is None else np.ascontiguousarray(bias, dtype=y.dtype)
