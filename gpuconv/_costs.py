@@ -36,37 +36,39 @@ CPU_ALGORITHMS = ("direct", "im2col", "fft", "overlap_add", "separable")
 #: the studies in bench/NOTES-*.md.  `gpuconv tune` replaces this table on the user's machine.
 CPU_CONSTANTS: dict[str, float] = {
     # direct: seconds per real multiply-add (vectorised, all cores), by element kind
-    "direct_mac_f32": 1.0 / 9.674e10,
-    "direct_mac_f64": 1.0 / 5.325e10,
-    "direct_mac_c64": 4.0 / 9.674e10,
-    "direct_mac_c128": 4.0 / 5.325e10,
-    "direct_mac_i64": 1.0 / 1.549e10,
+    "direct_mac_f32": 1.0 / 1.019e11,
+    "direct_mac_f64": 1.0 / 5.666e10,
+    "direct_mac_c64": 4.0 / 1.019e11,
+    "direct_mac_c128": 4.0 / 5.666e10,
+    "direct_mac_i64": 1.0 / 1.648e10,
+    # seconds per (output row, kernel row) pass of the vector loop (bench/NOTES-cpu-direct.md)
+    "direct_row_pass": 5e-09,
     # strided / dilated / 3-D problems leave the tuned 2-D path
     "direct_generic_penalty": 1.5,
     # summing over input channels per output channel re-reads the input rows
     "direct_channel_penalty": 6.0,
     # im2col: writing the column matrix (seconds per byte) and the GEMM (seconds per MAC)
-    "im2col_byte": 1.0 / 1.749e10,
-    "gemm_mac_f32": 1.0 / 1.18e11,
-    "gemm_mac_f64": 1.0 / 5.71e10,
-    "gemm_mac_i64": 1.0 / 1.453e09,
+    "im2col_byte": 1.0 / 2.174e10,
+    "gemm_mac_f32": 1.0 / 1.243e11,
+    "gemm_mac_f64": 1.0 / 6.077e10,
+    "gemm_mac_i64": 1.0 / 1.545e09,
     # FFT: seconds per real butterfly unit n*log2(n) of one real transform, all cores
-    "fft_nlogn_f32": 1.0 / 1.945e10,
-    "fft_nlogn_f64": 1.0 / 1.189e10,
+    "fft_nlogn_f32": 1.0 / 2.038e10,
+    "fft_nlogn_f64": 1.0 / 1.208e10,
     # 1-D transforms longer than fft_1d_long points leave the cache more often than the rows of
     # a 2-D one (overlap-save's short blocks stay in it)
     "fft_1d_penalty": 1.8,
     "fft_1d_long": 65536.0,
     # spectral product: seconds per complex multiply-add
-    "spectral_cmac": 1.0 / 5.469e09,
+    "spectral_cmac": 1.0 / 6.795e09,
     # streaming a buffer once (pad, copy, slice), seconds per byte
-    "stream_byte": 1.0 / 4.921e10,
+    "stream_byte": 1.0 / 6.115e10,
     # fixed cost of one call of an algorithm (python dispatch, thread start-up)
-    "overhead_direct": 21.2e-6,
-    "overhead_im2col": 0.1e-6,
-    "overhead_fft": 88.0e-6,
-    "overhead_overlap_add": 115.0e-6,
-    "overhead_separable": 20.5e-6,
+    "overhead_direct": 18.2e-6,
+    "overhead_im2col": 10.9e-6,
+    "overhead_fft": 40.0e-6,
+    "overhead_overlap_add": 157.3e-6,
+    "overhead_separable": 63.6e-6,
     # direct transposed (backward-data gather kernel): no register blocking, phase bookkeeping
     "direct_transposed_penalty": 2.0,
     # col2im: scatter-adding the column matrix costs this many times writing it
@@ -74,53 +76,58 @@ CPU_CONSTANTS: dict[str, float] = {
     # each algorithm's efficiency per number of spatial axes and precision: the factor its
     # estimate above (less its overhead) is multiplied by, fitted with the overheads by
     # `gpuconv tune` on the calibration grid (gpuconv._grids.calibration)
-    "scale_direct_1d_f32": 0.983,
-    "scale_direct_1d_f64": 0.992,
-    "scale_direct_2d_f32": 1.09,
-    "scale_direct_2d_f64": 1.22,
-    "scale_direct_3d_f32": 2.06,
-    "scale_direct_3d_f64": 2.06,
-    "scale_fft_1d_f32": 2.38,
-    "scale_fft_1d_f64": 2.06,
-    "scale_fft_2d_f32": 1.63,
-    "scale_fft_2d_f64": 1.85,
-    "scale_fft_3d_f32": 2.06,
-    "scale_fft_3d_f64": 2.06,
-    "scale_im2col_1d_f32": 1.09,
-    "scale_im2col_1d_f64": 0.949,
-    "scale_im2col_2d_f32": 1.37,
-    "scale_im2col_2d_f64": 0.941,
-    "scale_im2col_3d_f32": 2.5,
-    "scale_im2col_3d_f64": 2.5,
-    "scale_overlap_add_1d_f32": 1.81,
-    "scale_overlap_add_1d_f64": 1.64,
-    "scale_overlap_add_2d_f32": 1.81,
-    "scale_overlap_add_2d_f64": 1.94,
-    "scale_overlap_add_3d_f32": 1.81,
-    "scale_overlap_add_3d_f64": 1.81,
-    "scale_separable_1d_f32": 1.58,
-    "scale_separable_1d_f64": 1.58,
-    "scale_separable_2d_f32": 1.21,
-    "scale_separable_2d_f64": 1.58,
-    "scale_separable_3d_f32": 1.74,
-    "scale_separable_3d_f64": 1.74,
+    "scale_direct_1d_f32": 1.04,
+    "scale_direct_1d_f64": 1.1,
+    "scale_direct_2d_f32": 1.02,
+    "scale_direct_2d_f64": 1.27,
+    "scale_direct_3d_f32": 1.5,
+    "scale_direct_3d_f64": 1.6,
+    "scale_fft_1d_f32": 2.79,
+    "scale_fft_1d_f64": 2.27,
+    "scale_fft_2d_f32": 1.59,
+    "scale_fft_2d_f64": 1.78,
+    "scale_fft_3d_f32": 1.91,
+    "scale_fft_3d_f64": 1.76,
+    "scale_im2col_1d_f32": 1.1,
+    "scale_im2col_1d_f64": 0.986,
+    "scale_im2col_2d_f32": 0.998,
+    "scale_im2col_2d_f64": 0.804,
+    "scale_im2col_3d_f32": 3.77,
+    "scale_im2col_3d_f64": 3.02,
+    "scale_overlap_add_1d_f32": 1.61,
+    "scale_overlap_add_1d_f64": 1.59,
+    "scale_overlap_add_2d_f32": 1.55,
+    "scale_overlap_add_2d_f64": 1.78,
+    "scale_overlap_add_3d_f32": 1.6,
+    "scale_overlap_add_3d_f64": 1.6,
+    "scale_separable_1d_f32": 1.5,
+    "scale_separable_1d_f64": 1.5,
+    "scale_separable_2d_f32": 1.32,
+    "scale_separable_2d_f64": 1.5,
+    "scale_separable_3d_f32": 1.66,
+    "scale_separable_3d_f64": 1.66,
     # the backward passes' efficiency relative to the forward fit, per algorithm (their own
     # kernels, remaps and extra passes), fitted by `gpuconv tune` on CNN layers
-    **{
-        f"opscale_{a}_{op}": 1.0
-        for a in CPU_ALGORITHMS
-        for op in ("backward_data", "backward_weight")
-    },
+    "opscale_direct_backward_data": 1.82,
+    "opscale_direct_backward_weight": 2.01,
+    "opscale_fft_backward_data": 1.41,
+    "opscale_fft_backward_weight": 2.17,
+    "opscale_im2col_backward_data": 1.47,
+    "opscale_im2col_backward_weight": 2.08,
+    "opscale_overlap_add_backward_data": 1.0,
+    "opscale_overlap_add_backward_weight": 1.0,
+    "opscale_separable_backward_data": 1.0,
+    "opscale_separable_backward_weight": 1.0,
 }
 
 #: what gpuconv._rates.measure read on the machine the table above was fitted on; `gpuconv
 #: tune` rescales each rate-like constant by the ratio of its own machine's figure to these
 CPU_REFERENCE_RATES: dict[str, float] = {
-    "copy_bytes_per_s": 4.921e10,
-    "fft_nlogn_per_s_f32": 1.945e10,
-    "fft_nlogn_per_s_f64": 1.189e10,
-    "gemm_flops_f32": 2.36e11,
-    "gemm_flops_f64": 1.142e11,
+    "copy_bytes_per_s": 6.115e10,
+    "fft_nlogn_per_s_f32": 2.038e10,
+    "fft_nlogn_per_s_f64": 1.208e10,
+    "gemm_flops_f32": 2.486e11,
+    "gemm_flops_f64": 1.215e11,
 }
 
 
@@ -146,6 +153,11 @@ def direct_cost(spec: ConvSpec, c: dict[str, float]) -> float:
         t *= c["direct_generic_penalty"]
     if spec.c_in // spec.groups > 1:
         t *= c["direct_channel_penalty"]
+    # every (output row, kernel row) pair is one pass of the vector loop: with short rows (3-D
+    # volumes, narrow images) their set-up is a cost of its own
+    passes = spec.batch * spec.c_out * (spec.c_in // spec.groups)
+    passes *= prod(spec.out_shape[:-1]) * prod(spec.kernel_shape[:-1])
+    t += passes * c["direct_row_pass"]
     # the sums run while the rows stream in: small kernels are bound by memory, not arithmetic
     return c["overhead_direct"] + max(t, spec.min_bytes * c["stream_byte"])
 

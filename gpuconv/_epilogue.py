@@ -60,9 +60,12 @@ def apply(y, bias, code: int, slope: float):
         return y
     from . import _arrays
 
+    xp = _arrays.xp_of(y)
     if _arrays.is_cupy_array(y):
         from .cuda import epilogue
     else:
         from .cpu import epilogue
+    if not y.flags.c_contiguous:  # an algorithm may hand back a transposed view
+        y = xp.ascontiguousarray(y)
     epilogue.apply(y, bias, code, slope)
     return y

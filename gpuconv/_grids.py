@@ -62,6 +62,9 @@ def calibration(device: str = "cpu") -> list[ConvSpec]:
         _full1(n * s, k, dt) for n in (10_000, 1_000_000) for k in (8, 64, 512) for dt in (F32, F64)
     ]
     grid += [_same((64 * s,) * 3, k, F32) for k in (3, 5, 9)]
+    grid += [_same((80 * s, 80 * s, 40 * s), k, dt) for k in (6, 8) for dt in (F32, F64)]
+    # tiny problems pin down each algorithm's fixed cost per call
+    grid += [_same((16, 16), 3, F64), _full1(64, 3, F64), _same((8, 8, 8), 3, F32)]
     grid += [_same((512 * s, 512 * s), k, C64) for k in (5, 21)]
     grid += [_layer(8 * s, 64, 64, 56, 3), _layer(8 * s, 128, 128, 28, 3)]
     grid += [_layer(8 * s, 64, 64, 56, 3, groups=64), _layer(4 * s, 32, 32, 112, 5, stride=2)]
@@ -73,6 +76,7 @@ def calibration_rank1(device: str = "cpu") -> list[ConvSpec]:
     algorithm is calibrated too."""
     s = 4 if device == "cuda" else 1
     return [
+        _same((16, 16), 3, F64),
         _same((1024 * s, 1024 * s), 15, F32),
         _same((1024 * s, 1024 * s), 31, F64),
         _same((2048 * s, 2048 * s), 9, F32),

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from . import _memory
 from ._timing import note_blas, time_on
 
 
@@ -66,6 +67,9 @@ def measure(device: str = "cpu", repeat: int = 5) -> Rates:
     """
     xp = _xp(device)
     gpu = device == "cuda"
+    if not gpu:
+        # the allocator as the algorithms run with it: else each FFT output page-faults in
+        _memory.configure()
     rng = np.random.default_rng(0)
 
     n_copy = (256 if gpu else 32) * 2**20 // 4  # float32 elements: far beyond any cache

@@ -19,6 +19,12 @@ BLAS_SPIN_S = 0.15
 _last_blas = -1e9
 
 
+#: the least time the untimed warm-up runs last on the CPU: an idle machine's cores (a virtual
+#: machine's especially) take tens of milliseconds of load to come back to full speed -- an FFT
+#: of 1024 x 1024 ran at half speed for its first ~30 calls after a pause
+WARMUP_S = 0.1
+
+
 def note_blas() -> None:
     """Record that a multi-threaded BLAS call just returned (im2col's GEMMs call this)."""
     global _last_blas
@@ -44,14 +50,18 @@ def time_cpu(
     fn: Callable[[], object], repeat: int = 5, warmup: int = 2, stat: str = "median"
 ) -> float:
     """Median (or ``stat='min'``: fastest) wall time of ``fn()`` in seconds, started once BLAS
-    threads are idle (see :data:`BLAS_SPIN_S`).
+    threads are idle (see :data:`BLAS_SPIN_S`), after ``warmup`` untimed runs lasting at least
+    :data:`WARMUP_S`.
 
     >>> time_cpu(lambda: sum(range(1000)), repeat=3) < 1.0
     True
     """
     settle()
-    for _ in range(warmup):
+    t_end = time.perf_counter() + WARMUP_S
+    done = 0
+    while done < warmup or time.perf_counter() < t_end:
         fn()
+        done += 1
     runs = []
     for _ in range(max(1, repeat)):
         t0 = time.perf_counter()

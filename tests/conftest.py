@@ -14,6 +14,11 @@ import pytest
 os.environ["GPUCONV_CACHE_DIR"] = tempfile.mkdtemp(prefix="gpuconv-test-cache-")
 os.environ.pop("GPUCONV_CACHE", None)
 
+from gpuconv import _timing  # noqa: E402
+
+# tests time things only to check the plumbing, never the figures: no minimum warm-up time
+_timing.WARMUP_S = 0.0
+
 #: unit roundoff of each result dtype; integers and bools are compared exactly
 EPS = {
     np.dtype(np.float32): float(np.finfo(np.float32).eps),

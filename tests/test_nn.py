@@ -305,8 +305,11 @@ def test_depthwise_layer_uses_the_fast_path():
     """The 3x3 depthwise layer of MobileNet-like nets: direct, via its depthwise fast path."""
     spec = ConvSpec(in_shape=(56, 56), kernel_shape=(3, 3), batch=32, c_in=256, c_out=256,
                     groups=256, pad_lo=1, pad_hi=1, dtype=np.float32)  # fmt: skip
-    for op in ("forward", "backward_data", "backward_weight"):
-        plan = dispatch.choose(spec, op=op)
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal(spec.w_shape).astype(np.float32)  # full-rank 3x3 filters
+    dy = rng.standard_normal(spec.y_shape).astype(np.float32)
+    for op, kernel in (("forward", w), ("backward_data", w), ("backward_weight", dy)):
+        plan = dispatch.choose(spec, kernel, op=op)
         assert plan.algorithm == "direct", plan
         assert plan.estimates["direct"] < 0.05
     alg = dispatch.get_algorithm("direct")
