@@ -64,7 +64,7 @@ except ImportError as e:  # pragma: no cover - exercised in a subprocess by the 
         f'gpuconv.dask needs Dask ({e}); install it with: pip install "gpuconv[dask]"'
     ) from e
 
-from . import _arrays
+from . import _arrays, _threads
 from . import nn as _nn
 from . import signal as _signal
 
@@ -191,7 +191,12 @@ class _Blockwise:
                 slice(*loc[i]) if i in self.slice_axes else slice(None) for i in range(k.ndim)
             )
             arrays = (k[idx],) + arrays[1:]
-        return self.func(block, *arrays, **self.kwargs)
+        if _arrays.is_cupy_array(block):
+            return self.func(block, *arrays, **self.kwargs)
+        # Dask runs chunks in parallel already (threads or worker processes): one core each,
+        # else every chunk's FFT and numba kernels would claim every core
+        with _threads.limit(1):
+            return self.func(block, *arrays, **self.kwargs)
 
 
 def _multiply(a, b):

@@ -40,6 +40,7 @@ from functools import lru_cache
 import numpy as np
 import scipy.fft as sfft
 
+from gpuconv import _threads
 from gpuconv._spec import ConvSpec
 
 #: threads for scipy.fft (module-level setting).
@@ -355,7 +356,7 @@ def _run(spec: ConvSpec, x: np.ndarray, w: np.ndarray, allow_wrap: bool) -> np.n
     nd = spec.ndim
     axes = tuple(range(2, 2 + nd))
     L, bands = plan(spec, real, allow_wrap)
-    workers = WORKERS
+    workers = _threads.budget() or WORKERS
 
     H = _kernel_spectrum(wt, axes, L, spec.pad_lo, spec.dilation, real, workers)
     fshape = H.shape[2:]

@@ -30,6 +30,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 from scipy.special import lambertw
 
+from gpuconv import _threads
 from gpuconv._spec import ConvSpec
 from gpuconv.cpu import fft as _fft
 
@@ -106,7 +107,7 @@ def run(spec: ConvSpec, x: np.ndarray, w: np.ndarray) -> np.ndarray:
     Lb = tuple(p[0] for p in plan)
     Ms = tuple(p[1] for p in plan)
     nbs = tuple(p[2] for p in plan)
-    workers = _fft.WORKERS
+    workers = _threads.budget() or _fft.WORKERS
     B, cin, cout = spec.batch, spec.c_in, spec.c_out
 
     # padded input, long enough for the last block: (nb - 1)*M + Lb on every axis (that is
