@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import _arrays, _grids, _rates, _timing, dispatch
+from . import _arrays, _cache, _grids, _rates, _timing, dispatch
 from . import nn as gnn
 from . import signal as gsignal
 from ._spec import ConvSpec
@@ -378,13 +378,6 @@ def _xp(device: str):
     return _arrays.require_cupy() if device == "cuda" else np
 
 
-def _random(rng, shape, dtype) -> np.ndarray:
-    dtype = np.dtype(dtype)
-    if dtype.kind == "c":
-        return (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)).astype(dtype)
-    return rng.standard_normal(shape).astype(dtype)
-
-
 def _algorithms(plan: dispatch.Plan, runner: Callable[[str], Callable]) -> dict[str, Method]:
     """A method per algorithm of the plan: run, or why not (does not apply, estimated hopeless)."""
     best = min(plan.estimates.values())
@@ -415,14 +408,7 @@ def _peer(fn: Callable[[], object] | str) -> Method:
 
 def _same_spec(shape: tuple[int, ...], k: int) -> ConvSpec:
     """scipy's convolve(mode='same') of ``shape`` with a k^d kernel, as gpuconv maps it."""
-    return ConvSpec(
-        in_shape=shape,
-        kernel_shape=(k,) * len(shape),
-        pad_lo=k // 2,
-        pad_hi=(k - 1) // 2,
-        flip=True,
-        dtype=F32,
-    )
+    return _grids._same(shape, k, F32)
 
 
 def _filter_case(device: str, shape: tuple[int, ...], k: int, rng, problem: str) -> Case:
@@ -454,7 +440,10 @@ def _layer_case(device: str, layer: Layer, batch: int, rng, problem: str) -> Cas
     """A CNN layer through gpuconv.nn.conv2d with each algorithm and 'auto', and torch."""
     xp = _xp(device)
     spec = layer.spec(batch)
-    x, w = _random(rng, spec.x_shape, F32), _random(rng, spec.w_shape, F32)
+    x, w = (
+        _grids.random_operand(rng, spec.x_shape, F32),
+        _grids.random_operand(rng, spec.w_shape, F32),
+    )
     xd, wd = xp.asarray(x), xp.asarray(w)
     kw = {"stride": layer.stride, "padding": layer.k // 2, "groups": layer.groups}
     plan = dispatch.choose(spec, wd, device=device)
@@ -467,7 +456,10 @@ def _layer_case(device: str, layer: Layer, batch: int, rng, problem: str) -> Cas
 def _grid_case(device: str, spec: ConvSpec, rng, problem: str) -> Case:
     """A held-out problem on the canonical spec: every algorithm; auto is the chosen one's row."""
     xp = _xp(device)
-    x, w = _random(rng, spec.x_shape, spec.dtype), _random(rng, spec.w_shape, spec.dtype)
+    x, w = (
+        _grids.random_operand(rng, spec.x_shape, spec.dtype),
+        _grids.random_operand(rng, spec.w_shape, spec.dtype),
+    )
     xd, wd = xp.asarray(x), xp.asarray(w)
     plan = dispatch.choose(spec, wd, device=device)
     methods = {"gpuconv.auto": _auto(plan)}
@@ -475,19 +467,6 @@ def _grid_case(device: str, spec: ConvSpec, rng, problem: str) -> Case:
         _algorithms(plan, lambda n: lambda: dispatch.execute(spec, xd, wd, n, device=device))
     )
     return Case(problem, max(spec.kernel_shape), spec, x, w, methods)
-
-
-def spec_label(spec: ConvSpec) -> str:
-    """A short name of a canonical problem, e.g. ``2-D 384x384 * 13x13 float64``."""
-    dims, ks = "x".join(map(str, spec.in_shape)), "x".join(map(str, spec.kernel_shape))
-    s = f"{spec.ndim}-D {dims} * {ks} {spec.dtype.name}"
-    if spec.batch > 1 or spec.c_in > 1 or spec.c_out > 1:
-        s += f" b{spec.batch} {spec.c_in}->{spec.c_out}"
-    if spec.groups > 1:
-        s += f" g{spec.groups}"
-    if any(v > 1 for v in spec.stride):
-        s += f" /{'x'.join(map(str, spec.stride))}"
-    return s
 
 
 # ---------------------------------------------------------------------------------------------
@@ -648,7 +627,7 @@ def _sweeps(cfg: Config, device: str) -> list[tuple[Sweep, list[tuple[str, Calla
     if cfg.grid:
         title = "Held-out problems (no tuning saw them): every algorithm on the ConvSpec"
         sw = Sweep(device, "holdout", title)
-        labels = _unique([spec_label(s) for s in cfg.grid])
+        labels = _unique([_grids.label(s) for s in cfg.grid])
         items = [
             (lb, lambda rng, p, s=s: _grid_case(device, s, rng, p))
             for lb, s in zip(labels, cfg.grid)
@@ -843,7 +822,7 @@ def machine_info() -> dict:
     info = {
         "python": platform.python_version(),
         "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
+        "processor": _cache._cpu_model(),
         "cpus": dispatch._costs.cpu_threads(),
         "numpy": np.__version__,
         "scipy": scipy.__version__,
@@ -1195,9 +1174,3 @@ def save(report: Report, out: Path) -> list[Path]:
     (out / "report.md").write_text(markdown(report, plots, note))
     (out / "results.json").write_text(json.dumps(to_json(report, plots, note), indent=2) + "\n")
     return [out / "report.md", out / "results.json", *(out / p for p in plots.values())]
-
-
-def _time(fn: Callable[[], object], repeat: int) -> float:
-    """Median milliseconds after two warm-ups (kept for bench/dispatch_cpu.py and
-    signal.choose_conv_method; new code uses :mod:`gpuconv._timing`)."""
-    return _timing.time_cpu(fn, repeat, warmup=2) * 1e3

@@ -17,6 +17,32 @@ from ._spec import ConvSpec
 F32, F64, C64 = np.dtype(np.float32), np.dtype(np.float64), np.dtype(np.complex64)
 
 
+def label(spec: ConvSpec) -> str:
+    """A short name of a canonical problem for tables and logs.
+
+    >>> label(ConvSpec(in_shape=(384, 384), kernel_shape=(13, 13)))
+    '2-D 384x384 * 13x13 float64'
+    """
+    dims, ks = "x".join(map(str, spec.in_shape)), "x".join(map(str, spec.kernel_shape))
+    s = f"{spec.ndim}-D {dims} * {ks} {spec.dtype.name}"
+    if spec.batch > 1 or spec.c_in > 1 or spec.c_out > 1:
+        s += f" b{spec.batch} {spec.c_in}->{spec.c_out}"
+    if spec.groups > 1:
+        s += f" g{spec.groups}"
+    if any(v > 1 for v in spec.stride):
+        s += f" /{'x'.join(map(str, spec.stride))}"
+    return s
+
+
+def random_operand(rng, shape, dtype) -> np.ndarray:
+    """Standard normal values of ``dtype`` (both parts for complex): never all zeros."""
+    dtype = np.dtype(dtype)
+    a = rng.standard_normal(shape)
+    if dtype.kind == "c":
+        a = a + 1j * rng.standard_normal(shape)
+    return a.astype(dtype)
+
+
 def _same(shape, k, dt, **kw) -> ConvSpec:
     ks = (k,) * len(shape) if isinstance(k, int) else tuple(k)
     return ConvSpec(

@@ -104,30 +104,11 @@ class Sample:
 
     @property
     def label(self) -> str:
-        return problem_label(self.spec) + ("" if self.op == "forward" else f" {self.op}")
+        return _grids.label(self.spec) + ("" if self.op == "forward" else f" {self.op}")
 
     @property
     def group(self) -> tuple[int, str]:
         return self.spec.ndim, _costs._real_sfx(self.spec)
-
-
-def problem_label(spec: ConvSpec) -> str:
-    """A short description of a problem for tables and logs.
-
-    >>> problem_label(ConvSpec(in_shape=(64, 64), kernel_shape=(3, 3)))
-    '2-D 64x64 k=3x3 float32'
-    """
-    text = (
-        f"{spec.ndim}-D {'x'.join(map(str, spec.in_shape))} "
-        f"k={'x'.join(map(str, spec.kernel_shape))} {spec.dtype}"
-    )
-    if spec.batch > 1 or spec.c_in > 1 or spec.c_out > 1:
-        text += f" b{spec.batch} {spec.c_in}->{spec.c_out}"
-    if spec.groups > 1:
-        text += f" g{spec.groups}"
-    if any(s > 1 for s in spec.stride):
-        text += f" s{spec.stride[0]}"
-    return text
 
 
 def fit(samples: list[Sample], device: str) -> dict[str, float]:
@@ -242,10 +223,7 @@ def _operands(spec: ConvSpec, rng, xp, op: str = "forward", rank1: bool = False)
     """Random operands of ``op`` on ``spec`` (a rank-1 kernel when asked)."""
 
     def draw(shape):
-        a = rng.standard_normal(shape)
-        if spec.is_complex:
-            a = a + 1j * rng.standard_normal(shape)
-        return a.astype(spec.dtype)
+        return _grids.random_operand(rng, shape, spec.dtype)
 
     w = draw(spec.w_shape)
     if rank1:  # an outer product of one vector per axis
@@ -295,7 +273,7 @@ def tune(
     for i, (spec, op, rank1) in enumerate(grid):
         if progress:
             what = (" rank-1 kernel" if rank1 else "") + ("" if op == "forward" else f" {op}")
-            progress(i, len(grid), problem_label(spec) + what)
+            progress(i, len(grid), _grids.label(spec) + what)
         a, b = _operands(spec, rng, xp, op, rank1)
         est = {}
         for name in dispatch.algorithm_names(device):

@@ -193,12 +193,6 @@ def _bias(fn: str, bias, c_out: int, dtype: np.dtype):
     return b.astype(dtype, copy=False)
 
 
-def _add_bias(y: np.ndarray, b, nd: int) -> np.ndarray:
-    if b is not None:
-        y += b.reshape((1, -1) + (1,) * nd)
-    return y
-
-
 # --------------------------------------------------------------------------------------------
 # forward
 
@@ -394,7 +388,7 @@ def _conv_transpose(nd, input, weight, bias, stride, padding, output_padding, gr
         y[(slice(None), slice(None)) + tuple(slice(0, o - c) for o, c in zip(out, cut))] = dx
     elif algorithm not in ("auto", "benchmark"):
         dispatch.get_algorithm(algorithm)  # still reject an unknown name
-    y = _add_bias(y, b, nd)
+    y = _epilogue.apply(y, b, 0, 0.0)
     return y[0] if unbatched else y
 
 

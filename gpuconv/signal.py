@@ -632,11 +632,11 @@ def choose_conv_method(in1, in2, mode: str = "full", measure: bool = False):
         # inputs gpuconv hands to scipy (or rejects as scipy does): scipy's own answer
         return _scipy().choose_conv_method(volume, kernel, mode=mode, measure=measure)
     if measure:
-        from ._bench import _time
+        from ._timing import time_cpu
 
         p = plan(volume, kernel, mode)
         times = {
-            c.name: _time(lambda n=c.name: convolve(volume, kernel, mode, n), 3) / 1e3
+            c.name: time_cpu(lambda n=c.name: convolve(volume, kernel, mode, n), 3)
             for c in p.candidates
             if c.seconds is not None
         }

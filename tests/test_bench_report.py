@@ -170,8 +170,8 @@ def test_reference_is_scipy_same(rng, k):
     ],
 )  # fmt: skip
 def test_reference_matches_the_direct_algorithm(rng, spec):
-    x = _bench._random(rng, spec.x_shape, spec.dtype)
-    w = _bench._random(rng, spec.w_shape, spec.dtype)
+    x = _grids.random_operand(rng, spec.x_shape, spec.dtype)
+    w = _grids.random_operand(rng, spec.w_shape, spec.dtype)
     ref = _bench.reference(spec, x, w)
     np.testing.assert_allclose(ref, dispatch.execute(spec, x, w, "direct"), atol=1e-10)
     assert _bench.tolerance(spec, x, w) > 0
