@@ -96,6 +96,13 @@ struct StaticFor<E, E> {
     template <typename F> __device__ __forceinline__ static void run(F&) {}
 };
 
+#if defined(GPUCONV_HOST)
+// tests/cuda_host: the host C++ compiler runs these kernels on the CPU and has no PTX.
+template <int IDX, typename T> __device__ __forceinline__ T const_tap(const T*)
+{
+    return reinterpret_cast<const T*>(c_filter)[IDX];
+}
+#else
 template <int IDX> __device__ __forceinline__ float const_tap(const float*)
 {
     float v;
@@ -128,6 +135,7 @@ template <int IDX> __device__ __forceinline__ long long const_tap(const long lon
     asm volatile("ld.const.s64 %0, [c_filter+%1];" : "=l"(v) : "n"(IDX * 8));
     return v;
 }
+#endif
 
 // Shared-memory taps (the pointer-argument path).  When the whole filter fits in a few dozen
 // registers the compiler may keep it there; beyond that every use is a volatile (not CSE'd)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 import tempfile
 
 import numpy as np
@@ -99,3 +100,40 @@ def device():
     import cupy
 
     return cupy.cuda.Device()
+
+
+@pytest.fixture(scope="session")
+def host_kernels():
+    """Every kernel variant compiled for the CPU (tests/cuda_host), in parallel, once per run;
+    skips with the reason when there is no host C++ compiler."""
+    from tests import cuda_host
+
+    if cuda_host.compiler() is None:
+        pytest.skip("no host C++ compiler (g++) to run the CUDA kernel sources on the CPU")
+    cuda_host.prebuild()
+    return cuda_host
+
+
+@pytest.fixture(params=["cuda", "host"])
+def gpu(request, monkeypatch):
+    """The CuPy module a GPU test runs on: the real one on a CUDA device (``cuda``, skipped
+    without one), or a fake whose kernel launches run the real kernel sources compiled for the
+    CPU (``host``: tests/cuda_host), so the same test checks the device code on any machine."""
+    from gpuconv.cuda import _loader
+
+    if request.param == "cuda":
+        reason = _cuda_available()
+        if reason:
+            pytest.skip(reason)
+        import cupy
+
+        yield cupy
+        return
+    request.getfixturevalue("host_kernels")
+    from tests.test_gpu_routing import make_routing_cupy
+
+    fake = make_routing_cupy()
+    monkeypatch.setitem(sys.modules, "cupy", fake)
+    _loader.clear_cache()
+    yield fake
+    _loader.clear_cache()

@@ -1,8 +1,11 @@
-"""GPU algorithms (gpuconv.cuda.*) against tests/reference.py and the CPU algorithms, on a device.
+"""GPU algorithms (gpuconv.cuda.*) against tests/reference.py and the CPU algorithms.
 
-Every test takes the ``device`` fixture, which skips with the reason when CuPy or a CUDA device is
-missing; all are marked ``gpu`` (run them with ``python -m pytest -m gpu tests/test_gpu.py`` or
-``ci/gpu-check``).  Outputs are poisoned (NaN, or a sentinel for int64) and passed as ``out=`` so
+Tests taking the ``gpu`` fixture run twice: on a CUDA device (``[cuda]``, skipped with the reason
+when CuPy or a device is missing) and on the CPU (``[host]``), where a fake CuPy runs the same
+kernel sources compiled by the host C++ compiler (tests/cuda_host): the device code's indexing,
+bounds and barrier phases are checked on any machine, its races and speed only on a GPU.  Tests
+taking ``device`` need the real thing (streams, NVRTC, grids too large to emulate).  All are
+marked ``gpu`` (``python -m pytest -m gpu tests/test_gpu.py``, or ``ci/gpu-check``).  Outputs are poisoned (NaN, or a sentinel for int64) and passed as ``out=`` so
 an element a kernel never writes fails the comparison.
 """
 
@@ -88,12 +91,12 @@ def _check(name, spec, rng, compare_cpu=True):
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
 @pytest.mark.parametrize("kw", SPECS, ids=_ids)
 @pytest.mark.parametrize("name", ALGORITHMS)
-def test_gpu_matches_reference_and_cpu(device, rng, name, kw, dtype):
+def test_gpu_matches_reference_and_cpu(gpu, rng, name, kw, dtype):
     _check(name, ConvSpec(dtype=dtype, **kw), rng, compare_cpu=dtype in (np.float64, np.int64))
 
 
 @pytest.mark.parametrize("name", ALGORITHMS)
-def test_gpu_chunked_batches(device, rng, name, monkeypatch):
+def test_gpu_chunked_batches(gpu, rng, name, monkeypatch):
     mod = importlib.import_module(f"gpuconv.cuda.{name}")
     for attr in ("MEMORY_BUDGET", "WORKSPACE_BUDGET"):
         if hasattr(mod, attr):
@@ -113,7 +116,7 @@ def test_direct_many_planes_grid_strided(device, rng, dtype):
     _check("direct", generic, rng, compare_cpu=False)
 
 
-def test_direct_constant_filter_is_updated_between_calls(device, rng):
+def test_direct_constant_filter_is_updated_between_calls(gpu, rng):
     """Two single-channel problems back to back (same module, different filters, no sync)."""
     import cupy as cp
 
@@ -142,7 +145,7 @@ def test_gpu_on_a_non_default_stream(device, rng, name):
     assert_conv_equal(cp.asnumpy(y), reference(spec, x, w).astype(spec.dtype), x, w)
 
 
-def test_col2im_is_the_adjoint_of_im2col(device, rng):
+def test_col2im_is_the_adjoint_of_im2col(gpu, rng):
     import cupy as cp
 
     from gpuconv.cuda import im2col
@@ -195,7 +198,7 @@ def test_every_variant_compiles_under_nvrtc(device):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("activation", [None, "relu", "leaky_relu", "sigmoid", "tanh"])
-def test_gpu_bias_activation_epilogue(device, rng, dtype, activation):
+def test_gpu_bias_activation_epilogue(gpu, rng, dtype, activation):
     """conv2d's bias + activation kernel on the GPU gives the CPU pass's result."""
     import cupy as cp
 

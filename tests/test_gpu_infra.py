@@ -14,7 +14,9 @@
 
 from __future__ import annotations
 
+import ctypes
 import math
+import os
 import re
 import subprocess
 import sys
@@ -27,8 +29,15 @@ from numpy.lib.stride_tricks import sliding_window_view
 from gpuconv import _arrays, _kernels
 from gpuconv._spec import ConvSpec
 from gpuconv.cuda import _build, _loader
+from tests import cuda_host
 from tests.conftest import assert_conv_equal, random_array
 from tests.reference import reference
+
+#: launches run the real kernel sources compiled for the CPU (tests/cuda_host) when a host C++
+#: compiler exists; GPUCONV_FAKE_KERNELS=emulate runs the NumPy emulators below instead
+HOST_KERNELS = (
+    os.environ.get("GPUCONV_FAKE_KERNELS", "host") == "host" and cuda_host.compiler() is not None
+)
 
 # ---------------------------------------------------------------------------------------------
 # _arrays
@@ -295,13 +304,32 @@ class FakePtr:
         self.buf[:size] = data
 
 
+class HostPtr:
+    """``module.get_global(name)`` of a host-compiled module: writes the library's symbol."""
+
+    def __init__(self, lib, name):
+        self.address = cuda_host.symbol_address(lib, name)
+
+    def copy_from_device_async(self, src, size, stream=None):
+        data = np.ascontiguousarray(src).view(np.uint8).reshape(-1)[:size]
+        ctypes.memmove(self.address, data.ctypes.data, size)
+
+
 class FakeModule:
     def __init__(self, fake, code, options):
         self.fake, self.code, self.options = fake, code, tuple(options)
         self.defines = _header_defines(code)
         self.sigs = kernel_signatures(code)
         self.const = bytearray(8 * self.defines.get("MAX_FILTER", 4096))
+        self.lib = None
         fake.compiled.append(self)
+
+    def host_lib(self):
+        """The source compiled for the CPU (tests/cuda_host), once per module."""
+        if self.lib is None:
+            incs = [o[2:] for o in self.options if o.startswith("-I")]
+            self.lib = cuda_host.build(self.code, incs)
+        return self.lib
 
     def get_function(self, name):
         if "this is not C++" in self.code:
@@ -312,6 +340,8 @@ class FakeModule:
 
     def get_global(self, name):
         assert name == "c_filter"
+        if HOST_KERNELS:
+            return HostPtr(self.host_lib(), name)
         return FakePtr(self.const)
 
 
@@ -332,6 +362,10 @@ class FakeKernel:
             else:
                 assert type(a) is _CTYPES[ctype], (self.name, i, type(a), ctype)
         self.module.fake.launches.append((self.name, grid, block))
+        if HOST_KERNELS:
+            lib = self.module.host_lib()
+            cuda_host.launch(lib, self.name, grid, block, args, "__syncthreads" in self.module.code)
+            return
         emulate = EMULATORS[self.name.rsplit("_", 1)[0]]
         emulate(self.module.defines, self.module, grid, block, *args)
 

@@ -1,0 +1,154 @@
+// cuda_host.h: just enough of CUDA C++ to compile gpuconv's kernels with a host C++ compiler and
+// run them on the CPU, so the tests execute the real kernel sources without a GPU.
+//
+// A launch runs the blocks one after another; the threads of a block run as coroutines
+// (ucontext) on one OS thread, each switching back to the scheduler at __syncthreads(), so a
+// round-robin over the threads is exactly one barrier phase.  __shared__ variables become
+// function-local statics (one copy, shared by the block's threads; blocks never overlap).
+// What this cannot show: races between threads (the order inside a phase is fixed), warp
+// semantics, the memory model, timing.  compute-sanitizer on a GPU covers those.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <type_traits>
+#include <utility>
+#include <vector>
+#include <ucontext.h>
+
+#define GPUCONV_HOST 1
+#define __global__
+#define __device__
+#define __host__
+#define __forceinline__ inline
+#define __restrict__
+#define __launch_bounds__(...)
+#define __shared__ static
+#define __constant__
+#define __align__(n) __attribute__((aligned(n)))
+
+struct uint3 { unsigned x, y, z; };
+struct dim3 { unsigned x, y, z; };
+struct alignas(8) float2 { float x, y; };
+struct alignas(16) double2 { double x, y; };
+struct alignas(16) int4 { int x, y, z, w; };
+inline float2 make_float2(float a, float b) { return float2{a, b}; }
+inline double2 make_double2(double a, double b) { return double2{a, b}; }
+inline int4 make_int4(int a, int b, int c, int d) { return int4{a, b, c, d}; }
+
+inline uint3 threadIdx, blockIdx;
+inline dim3 blockDim, gridDim;
+
+template <typename T> inline T __ldg(const T* p) { return *p; }
+inline float __expf(float v) { return std::exp(v); }
+inline float __fdividef(float a, float b) { return a / b; }
+using std::exp;
+using std::tanh;
+
+namespace gpuconv_host {
+
+struct Thread {
+    ucontext_t uc;
+    char* stack = nullptr;
+    bool done = false;
+};
+
+constexpr size_t STACK_BYTES = 256 * 1024;
+
+inline ucontext_t scheduler;
+inline Thread* current = nullptr;
+inline bool direct_mode = false;   // threads run as plain calls (kernel known not to sync)
+inline int error = 0;              // 1: __syncthreads in direct mode, 2: bad launch
+inline long long syncs = 0;
+inline std::function<void()> body;
+inline std::vector<Thread> pool;
+
+inline void trampoline()
+{
+    body();
+    current->done = true;
+}
+
+inline void sync()
+{
+    asm volatile("" ::: "memory");
+    ++syncs;
+    if (direct_mode || current == nullptr) {
+        error = 1;
+        return;
+    }
+    swapcontext(&current->uc, &scheduler);
+    asm volatile("" ::: "memory");
+}
+
+inline void run_block(unsigned nthreads, const dim3& b)
+{
+    if (direct_mode) {
+        for (unsigned t = 0; t < nthreads; ++t) {
+            threadIdx = uint3{t % b.x, (t / b.x) % b.y, t / (b.x * b.y)};
+            body();
+        }
+        return;
+    }
+    if (pool.size() < nthreads) pool.resize(nthreads);
+    for (unsigned t = 0; t < nthreads; ++t) {
+        Thread& th = pool[t];
+        if (!th.stack) th.stack = static_cast<char*>(std::malloc(STACK_BYTES));
+        th.done = false;
+        getcontext(&th.uc);
+        th.uc.uc_stack.ss_sp = th.stack;
+        th.uc.uc_stack.ss_size = STACK_BYTES;
+        th.uc.uc_link = &scheduler;
+        makecontext(&th.uc, trampoline, 0);
+    }
+    for (;;) {
+        bool live = false;
+        for (unsigned t = 0; t < nthreads; ++t) {
+            Thread& th = pool[t];
+            if (th.done) continue;
+            threadIdx = uint3{t % b.x, (t / b.x) % b.y, t / (b.x * b.y)};
+            current = &th;
+            swapcontext(&scheduler, &th.uc);
+            current = nullptr;
+            if (!th.done) live = true;
+        }
+        if (!live) break;
+    }
+}
+
+template <typename... A, size_t... I>
+inline void call(void (*f)(A...), void** args, std::index_sequence<I...>)
+{
+    f(*static_cast<std::remove_reference_t<A>*>(args[I])...);
+}
+
+// Returns 0, or an error code (see `error`).  `may_sync` == 0 runs threads as plain calls.
+template <typename... A>
+inline int run_grid(void (*f)(A...), const unsigned* g, const unsigned* b, void** args,
+                    int may_sync)
+{
+    error = 0;
+    syncs = 0;
+    gridDim = dim3{g[0], g[1], g[2]};
+    blockDim = dim3{b[0], b[1], b[2]};
+    const unsigned nthreads = b[0] * b[1] * b[2];
+    if (nthreads == 0 || nthreads > 1024 || g[0] == 0 || g[1] == 0 || g[2] == 0) return 2;
+    direct_mode = !may_sync;
+    body = [&] { call(f, args, std::index_sequence_for<A...>{}); };
+    for (unsigned z = 0; z < g[2]; ++z)
+        for (unsigned y = 0; y < g[1]; ++y)
+            for (unsigned x = 0; x < g[0]; ++x) {
+                blockIdx = uint3{x, y, z};
+                run_block(nthreads, blockDim);
+                if (error) return error;
+            }
+    return 0;
+}
+
+}  // namespace gpuconv_host
+
+inline void __syncthreads() { gpuconv_host::sync(); }
