@@ -31,8 +31,9 @@ With stride 1 the remap is preferred (it runs the tuned forward cores); with str
 backward_data needs a native kernel (direct: a gather-form transposed kernel, im2col: col2im), and
 an algorithm without one says why not.  Nothing ever builds a zero-inserted ``dy``.
 
-The CUDA algorithms (:mod:`gpuconv.cuda`) do ``'forward'`` only for now; asked for a backward op
-they say it is not on the GPU yet.  Their cost model (:data:`CUDA_CONSTANTS`) is provisional.
+The CUDA algorithms (:mod:`gpuconv.cuda`) take the same routes on CuPy arrays: im2col has native
+backward passes (a GEMM into columns then col2im; im2col then a GEMM with dy), direct and fft go
+through the remaps.  Their cost model (:data:`CUDA_CONSTANTS`) is provisional until measured.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ from math import prod
 
 import numpy as np
 
-from . import _cache, _costs, _memory
+from . import _arrays, _cache, _costs, _epilogue, _memory
 from ._spec import ConvSpec
 
 #: the operations the dispatcher knows (see the module docstring).
@@ -93,8 +94,6 @@ class Algorithm:
         """How ``op`` would run: ``('native', None)``, ``('remap', remap)``, ``('zero', None)``
         (the result is identically zero) or ``('none', reason)``."""
         _check_op(op)
-        if self.device != "cpu" and op != "forward":
-            return ("none", f"{op} is not on the GPU yet (forward only)")
         impl = self._impl()
         if op == "forward":
             reason = impl.supports(spec)
@@ -143,18 +142,38 @@ class Algorithm:
             "zero-inserted gradient is never built)",
         )
 
-    def run(self, spec: ConvSpec, x: np.ndarray, w: np.ndarray, op: str = "forward") -> np.ndarray:
+    def run(
+        self,
+        spec: ConvSpec,
+        x: np.ndarray,
+        w: np.ndarray,
+        op: str = "forward",
+        epilogue: tuple | None = None,
+    ) -> np.ndarray:
         """``op`` on ``spec``: forward ``(x, w) -> y``, backward_data ``(dy, w) -> dx``,
-        backward_weight ``(x, dy) -> dw``."""
+        backward_weight ``(x, dy) -> dw``.
+
+        ``epilogue`` (forward only): ``(bias or None, activation code, slope)`` of
+        :mod:`gpuconv._epilogue`, applied to y in the convolution's own store by modules that
+        fuse it (``FUSED_EPILOGUE``), else in one pass after it."""
         kind, how = self.route(spec, op)
         if self.device == "cpu":
             _memory.configure()
         if op == "forward":
-            return (how if kind == "fast" else self._impl()).run(spec, x, w)
+            mod = how if kind == "fast" else self._impl()
+            if epilogue is None or (epilogue[0] is None and not epilogue[1]):
+                return mod.run(spec, x, w)
+            bias, code, slope = epilogue
+            if getattr(mod, "FUSED_EPILOGUE", False):
+                return mod.run(spec, x, w, bias=bias, act=code, slope=slope)
+            return _epilogue.apply(mod.run(spec, x, w), bias, code, slope)
+        if epilogue is not None:
+            raise ValueError(f"an epilogue applies to forward only, not {op}")
         if kind == "none":
             raise ValueError(f"algorithm {self.name!r} cannot do {op} of this problem: {how}")
         if kind == "zero":
-            return np.zeros(spec.x_shape if op == "backward_data" else spec.w_shape, spec.dtype)
+            xp = _arrays.xp_of(x)
+            return xp.zeros(spec.x_shape if op == "backward_data" else spec.w_shape, spec.dtype)
         if kind == "native":
             return getattr(self._op_impl(op), f"run_{op}")(spec, x, w)
         return how.run(self._impl(), x, w)
@@ -234,8 +253,9 @@ class _BackwardDataRemap:
         s = self.spec
         g = s.groups
         k = s.kernel_shape
-        w = np.asarray(w).reshape((g, s.c_out // g, s.c_in // g) + k)
-        return np.ascontiguousarray(w.swapaxes(1, 2)).reshape((s.c_in, s.c_out // g) + k)
+        xp = _arrays.xp_of(w)
+        w = xp.asarray(w).reshape((g, s.c_out // g, s.c_in // g) + k)
+        return xp.ascontiguousarray(w.swapaxes(1, 2)).reshape((s.c_in, s.c_out // g) + k)
 
     def supported_by(self, impl, w) -> str | None:
         reason = impl.supports(self.fwd)
@@ -244,8 +264,9 @@ class _BackwardDataRemap:
         return reason
 
     def run(self, impl, dy: np.ndarray, w: np.ndarray) -> np.ndarray:
-        dy = np.asarray(dy)[(slice(None), slice(None)) + tuple(slice(a, b) for a, b in self.crop)]
-        return impl.run(self.fwd, np.ascontiguousarray(dy), self.kernel(w))
+        xp = _arrays.xp_of(dy)
+        dy = dy[(slice(None), slice(None)) + tuple(slice(a, b) for a, b in self.crop)]
+        return impl.run(self.fwd, xp.ascontiguousarray(dy), self.kernel(w))
 
     def estimate(self, alg: Algorithm, c: dict) -> float:
         return alg.cost(self.fwd, c) + self.spec.min_bytes * c["stream_byte"]
@@ -299,7 +320,7 @@ class _BackwardWeightRemap:
 
     def kernel(self, dy: np.ndarray) -> np.ndarray:
         """dy (N, c_out, *out) as the kernel (c_out, N, *out)."""
-        return np.ascontiguousarray(np.asarray(dy).swapaxes(0, 1))
+        return _arrays.xp_of(dy).ascontiguousarray(dy.swapaxes(0, 1))
 
     def supported_by(self, impl, dy) -> str | None:
         reason = impl.supports(self.fwd)
@@ -310,15 +331,16 @@ class _BackwardWeightRemap:
     def run(self, impl, x: np.ndarray, dy: np.ndarray) -> np.ndarray:
         s = self.spec
         g = s.groups
-        x = np.asarray(x)[(slice(None), slice(None)) + tuple(slice(0, k) for k in self.keep)]
+        xp = _arrays.xp_of(x)
+        x = x[(slice(None), slice(None)) + tuple(slice(0, k) for k in self.keep)]
         # (N, g, Cig, *sp) -> (Cig, g, N, *sp) -> (Cig, g*N, *sp)
         x = x.reshape((s.batch, g, s.c_in // g) + self.keep)
-        x = np.ascontiguousarray(x.transpose((2, 1, 0) + tuple(range(3, 3 + s.ndim))))
+        x = xp.ascontiguousarray(x.transpose((2, 1, 0) + tuple(range(3, 3 + s.ndim))))
         x = x.reshape((s.c_in // g, g * s.batch) + self.keep)
         y = impl.run(self.fwd, x, self.kernel(dy))  # (Cig, c_out, *k)
-        dw = np.ascontiguousarray(y.swapaxes(0, 1))
+        dw = xp.ascontiguousarray(y.swapaxes(0, 1))
         if s.flip:
-            dw = np.ascontiguousarray(
+            dw = xp.ascontiguousarray(
                 dw[(slice(None), slice(None)) + (slice(None, None, -1),) * s.ndim]
             )
         return dw
@@ -405,6 +427,16 @@ def _cuda_im2col_cost(spec: ConvSpec, c: dict[str, float]) -> float:
     gemm = spec.macs * c[key] * (4.0 if spec.is_complex else 1.0)
     # the column matrix is written once and read by the GEMM at least once
     return c["overhead_im2col"] + 2 * col_bytes * c["stream_byte"] + gemm
+
+
+def _cuda_col2im_cost(spec: ConvSpec, c: dict[str, float]) -> float:
+    """backward_data by the transposed GEMM into columns, then the col2im gather."""
+    return _cuda_im2col_cost(spec, c) + prod(spec.x_shape) * spec.dtype.itemsize * c["stream_byte"]
+
+
+def _cuda_im2col_weight_cost(spec: ConvSpec, c: dict[str, float]) -> float:
+    """backward_weight by im2col: the same columns, contracted with dy instead of w."""
+    return _cuda_im2col_cost(spec, c) + prod(spec.y_shape) * spec.dtype.itemsize * c["stream_byte"]
 
 
 def _cuda_fft_cost(spec: ConvSpec, c: dict[str, float]) -> float:
@@ -564,13 +596,14 @@ for _name, _module, _cost, _exact, _summary, _op_costs, _op_modules in [
 ]:  # fmt: skip
     register(Algorithm(_name, "cpu", _module, _cost, _exact, _summary, _op_costs, _op_modules))
 
-for _name, _cost, _exact, _summary in [
+for _name, _cost, _exact, _summary, _op_costs in [
     ("direct", _cuda_direct_cost, True,
-     "sliding sums in a CUDA kernel (tiled 2-D fast path, generic N-d kernel)"),
-    ("fft", _cuda_fft_cost, False, "cuFFT transforms and a spectral-product kernel"),
-    ("im2col", _cuda_im2col_cost, True, "column matrix in a CUDA kernel times the kernel (cuBLAS)"),
+     "sliding sums in a CUDA kernel (tiled 2-D fast path, generic N-d kernel)", ()),
+    ("fft", _cuda_fft_cost, False, "cuFFT transforms and a spectral-product kernel", ()),
+    ("im2col", _cuda_im2col_cost, True, "column matrix in a CUDA kernel times the kernel (cuBLAS)",
+     (("backward_data", _cuda_col2im_cost), ("backward_weight", _cuda_im2col_weight_cost))),
 ]:  # fmt: skip
-    register(Algorithm(_name, "cuda", f"gpuconv.cuda.{_name}", _cost, _exact, _summary))
+    register(Algorithm(_name, "cuda", f"gpuconv.cuda.{_name}", _cost, _exact, _summary, _op_costs))
 
 
 @dataclass(frozen=True)
@@ -870,9 +903,13 @@ def execute(
     exact: bool = False,
     op: str = "forward",
     device: str = "cpu",
+    epilogue: tuple | None = None,
 ) -> np.ndarray:
     """Solve ``spec`` for inputs ``x`` and ``w`` with ``algorithm``: a registered name, 'auto'
     (the cost model's choice) or 'benchmark' (the fastest when timed, see :func:`benchmark`).
+
+    ``epilogue`` (forward only): ``(bias or None, activation code, slope)``, see
+    :meth:`Algorithm.run`; the bias must be on the computing device.
 
     ``device='cuda'`` runs a CUDA algorithm: the operands are taken as CuPy arrays (NumPy ones are
     copied to the GPU) and a CuPy array comes back.
@@ -918,4 +955,4 @@ def execute(
     if reason is not None:
         what = "solve this problem" if op == "forward" else f"do {op} of this problem"
         raise ValueError(f"algorithm {algorithm!r} cannot {what}: {reason}")
-    return alg.run(spec, x, w, op)
+    return alg.run(spec, x, w, op, epilogue)

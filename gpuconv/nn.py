@@ -58,14 +58,12 @@ def _array(fn: str, name: str, a) -> np.ndarray:
     return a
 
 
-def _host_only(fn: str, *arrays) -> None:
-    """The backward ops run on the CPU only: a CuPy input is a TypeError saying so."""
-    for a in arrays:
-        if _arrays.is_cupy_array(a):
-            raise TypeError(
-                f"{fn}: backward (transposed) convolutions are not on the GPU yet; pass NumPy "
-                "arrays (a.get() copies a CuPy array to the host)"
-            )
+def _device(fn: str, device, *arrays) -> tuple[str, bool]:
+    """``(device, back)``: where a call runs (CuPy inputs or ``device='cuda'``: the GPU) and
+    whether its result goes back to the host (``device='cuda'`` with NumPy inputs)."""
+    dev = _arrays.resolve_device(*arrays, device=device)
+    back = dev == "cuda" and not any(_arrays.is_cupy_array(a) for a in arrays)
+    return dev, back
 
 
 def _result_dtype(fn: str, *arrays) -> np.dtype:
@@ -243,13 +241,12 @@ def _conv(
     act, slope = _epilogue.check(fn, activation, negative_slope, dt)
     if dev == "cuda" and algorithm not in ("auto", "benchmark"):
         dispatch.get_algorithm(algorithm, "cuda")  # reject a name the GPU has not
-    if x.shape[0] == 0:
-        y = _arrays.xp_of(x).zeros((0, spec.c_out) + spec.out_shape, dtype=dt)
-    else:
-        y = dispatch.execute(spec, x, w, algorithm, device=dev)
     if b is not None and dev == "cuda":
         b = _arrays.to_device(b)
-    y = _epilogue.apply(y, b, act, slope)
+    if x.shape[0] == 0:
+        y = _arrays.xp_of(x).zeros((0, spec.c_out) + spec.out_shape, dtype=dt)
+    else:  # bias and activation fused into the convolution where the algorithm can
+        y = dispatch.execute(spec, x, w, algorithm, device=dev, epilogue=(b, act, slope))
     y = y[0] if unbatched else y
     return _arrays.to_host(y) if back else y
 
@@ -280,7 +277,7 @@ def conv2d(
     ``'reflect'``, ``'replicate'`` or ``'circular'`` (the input is pre-padded as by
     ``torch.nn.functional.pad``); ``device``: None (follow the inputs: CuPy arrays run on the GPU
     and a CuPy array comes back), ``'cpu'`` (CuPy inputs are a TypeError) or ``'cuda'`` (NumPy
-    inputs are copied to the GPU and the result back).  The GPU does the forward pass only.
+    inputs are copied to the GPU and the result back).
     ``activation``: None, ``'relu'``, ``'leaky_relu'`` (with ``negative_slope``), ``'sigmoid'``
     or ``'tanh'``, applied with the bias in one pass over the output (real dtypes).
 
@@ -347,9 +344,9 @@ def _transposed_spec(fn, nd, in_spatial, spec_n, c_in, w_shape, st, p, op, dl, g
 
 
 def _conv_transpose(nd, input, weight, bias, stride, padding, output_padding, groups, dilation,
-                    algorithm):  # fmt: skip
+                    algorithm, device=None):  # fmt: skip
     fn = f"conv_transpose{nd}d"
-    _host_only(fn, input, weight, bias)
+    dev, back = _device(fn, device, input, weight, bias)
     x = _array(fn, "input", input)
     w = _array(fn, "weight", weight)
     _check_weight(fn, w, nd, "(C_in, C_out/groups, *kernel)")
@@ -382,19 +379,23 @@ def _conv_transpose(nd, input, weight, bias, stride, padding, output_padding, gr
     spec, cut, out = _transposed_spec(fn, nd, x.shape[2:], max(n, 1), c_in, w.shape, st, p, op,
                                       dl, g, dt)  # fmt: skip
     b = _bias(fn, bias, c_out, dt)
-    y = np.zeros((n, c_out) + out, dtype=dt)
+    xp = np if dev == "cpu" else _arrays.require_cupy()
+    if b is not None and dev == "cuda":
+        b = _arrays.to_device(b)
+    y = xp.zeros((n, c_out) + out, dtype=dt)
     if spec is not None and n > 0:
-        dx = dispatch.execute(spec, x, w, algorithm, op="backward_data")
+        dx = dispatch.execute(spec, x, w, algorithm, op="backward_data", device=dev)
         y[(slice(None), slice(None)) + tuple(slice(0, o - c) for o, c in zip(out, cut))] = dx
     elif algorithm not in ("auto", "benchmark"):
-        dispatch.get_algorithm(algorithm)  # still reject an unknown name
+        dispatch.get_algorithm(algorithm, dev)  # still reject an unknown name
     y = _epilogue.apply(y, b, 0, 0.0)
-    return y[0] if unbatched else y
+    y = y[0] if unbatched else y
+    return _arrays.to_host(y) if back else y
 
 
 def conv_transpose1d(
     input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1, *,
-    algorithm="auto",
+    algorithm="auto", device=None,
 ):  # fmt: skip
     """1-D transposed convolution as ``torch.nn.functional.conv_transpose1d``.
 
@@ -404,25 +405,25 @@ def conv_transpose1d(
     array([1., 1., 1., 1., 1., 1.])
     """
     return _conv_transpose(1, input, weight, bias, stride, padding, output_padding, groups,
-                           dilation, algorithm)  # fmt: skip
+                           dilation, algorithm, device)  # fmt: skip
 
 
 def conv_transpose2d(
     input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1, *,
-    algorithm="auto",
+    algorithm="auto", device=None,
 ):  # fmt: skip
     """2-D transposed convolution as ``torch.nn.functional.conv_transpose2d``."""
     return _conv_transpose(2, input, weight, bias, stride, padding, output_padding, groups,
-                           dilation, algorithm)  # fmt: skip
+                           dilation, algorithm, device)  # fmt: skip
 
 
 def conv_transpose3d(
     input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1, *,
-    algorithm="auto",
+    algorithm="auto", device=None,
 ):  # fmt: skip
     """3-D transposed convolution as ``torch.nn.functional.conv_transpose3d``."""
     return _conv_transpose(3, input, weight, bias, stride, padding, output_padding, groups,
-                           dilation, algorithm)  # fmt: skip
+                           dilation, algorithm, device)  # fmt: skip
 
 
 # --------------------------------------------------------------------------------------------
@@ -461,9 +462,10 @@ def _grad_problem(fn, nd, x_shape, w_shape, dy, stride, padding, dilation, group
     return spec
 
 
-def _conv_input(nd, input_size, weight, grad_output, stride, padding, dilation, groups, algorithm):
+def _conv_input(nd, input_size, weight, grad_output, stride, padding, dilation, groups, algorithm,
+                device=None):  # fmt: skip
     fn = f"conv{nd}d_input"
-    _host_only(fn, weight, grad_output)
+    dev, back = _device(fn, device, weight, grad_output)
     w = _array(fn, "weight", weight)
     dy = _array(fn, "grad_output", grad_output)
     size = _shape(fn, "input_size", input_size)
@@ -483,15 +485,17 @@ def _conv_input(nd, input_size, weight, grad_output, stride, padding, dilation, 
     dt = _result_dtype(fn, w, dy)
     spec = _grad_problem(fn, nd, size, w.shape, dy, stride, padding, dilation, groups, dt)
     if size[0] == 0:
-        dx = np.zeros(size, dtype=dt)
+        dx = (np if dev == "cpu" else _arrays.require_cupy()).zeros(size, dtype=dt)
     else:
-        dx = dispatch.execute(spec, dy, w, algorithm, op="backward_data")
-    return dx[0] if unbatched else dx
+        dx = dispatch.execute(spec, dy, w, algorithm, op="backward_data", device=dev)
+    dx = dx[0] if unbatched else dx
+    return _arrays.to_host(dx) if back else dx
 
 
-def _conv_weight(nd, input, weight_size, grad_output, stride, padding, dilation, groups, algorithm):
+def _conv_weight(nd, input, weight_size, grad_output, stride, padding, dilation, groups, algorithm,
+                 device=None):  # fmt: skip
     fn = f"conv{nd}d_weight"
-    _host_only(fn, input, grad_output)
+    dev, back = _device(fn, device, input, grad_output)
     x = _array(fn, "input", input)
     dy = _array(fn, "grad_output", grad_output)
     wsize = _shape(fn, "weight_size", weight_size)
@@ -505,47 +509,49 @@ def _conv_weight(nd, input, weight_size, grad_output, stride, padding, dilation,
     dt = _result_dtype(fn, x, dy)
     spec = _grad_problem(fn, nd, x.shape, wsize, dy, stride, padding, dilation, groups, dt)
     if x.shape[0] == 0:
-        return np.zeros(wsize, dtype=dt)
-    return dispatch.execute(spec, x, dy, algorithm, op="backward_weight")
+        dw = (np if dev == "cpu" else _arrays.require_cupy()).zeros(wsize, dtype=dt)
+    else:
+        dw = dispatch.execute(spec, x, dy, algorithm, op="backward_weight", device=dev)
+    return _arrays.to_host(dw) if back else dw
 
 
 def conv1d_input(input_size, weight, grad_output, stride=1, padding=0, dilation=1, groups=1, *,
-                 algorithm="auto"):  # fmt: skip
+                 algorithm="auto", device=None):  # fmt: skip
     """Gradient of :func:`conv1d` with respect to its input, as ``torch.nn.grad.conv1d_input``."""
     return _conv_input(1, input_size, weight, grad_output, stride, padding, dilation, groups,
-                       algorithm)  # fmt: skip
+                       algorithm, device)  # fmt: skip
 
 
 def conv2d_input(input_size, weight, grad_output, stride=1, padding=0, dilation=1, groups=1, *,
-                 algorithm="auto"):  # fmt: skip
+                 algorithm="auto", device=None):  # fmt: skip
     """Gradient of :func:`conv2d` with respect to its input, as ``torch.nn.grad.conv2d_input``."""
     return _conv_input(2, input_size, weight, grad_output, stride, padding, dilation, groups,
-                       algorithm)  # fmt: skip
+                       algorithm, device)  # fmt: skip
 
 
 def conv3d_input(input_size, weight, grad_output, stride=1, padding=0, dilation=1, groups=1, *,
-                 algorithm="auto"):  # fmt: skip
+                 algorithm="auto", device=None):  # fmt: skip
     """Gradient of :func:`conv3d` with respect to its input, as ``torch.nn.grad.conv3d_input``."""
     return _conv_input(3, input_size, weight, grad_output, stride, padding, dilation, groups,
-                       algorithm)  # fmt: skip
+                       algorithm, device)  # fmt: skip
 
 
 def conv1d_weight(input, weight_size, grad_output, stride=1, padding=0, dilation=1, groups=1, *,
-                  algorithm="auto"):  # fmt: skip
+                  algorithm="auto", device=None):  # fmt: skip
     """Gradient of :func:`conv1d` with respect to its weight, as ``torch.nn.grad.conv1d_weight``."""
     return _conv_weight(1, input, weight_size, grad_output, stride, padding, dilation, groups,
-                        algorithm)  # fmt: skip
+                        algorithm, device)  # fmt: skip
 
 
 def conv2d_weight(input, weight_size, grad_output, stride=1, padding=0, dilation=1, groups=1, *,
-                  algorithm="auto"):  # fmt: skip
+                  algorithm="auto", device=None):  # fmt: skip
     """Gradient of :func:`conv2d` with respect to its weight, as ``torch.nn.grad.conv2d_weight``."""
     return _conv_weight(2, input, weight_size, grad_output, stride, padding, dilation, groups,
-                        algorithm)  # fmt: skip
+                        algorithm, device)  # fmt: skip
 
 
 def conv3d_weight(input, weight_size, grad_output, stride=1, padding=0, dilation=1, groups=1, *,
-                  algorithm="auto"):  # fmt: skip
+                  algorithm="auto", device=None):  # fmt: skip
     """Gradient of :func:`conv3d` with respect to its weight, as ``torch.nn.grad.conv3d_weight``."""
     return _conv_weight(3, input, weight_size, grad_output, stride, padding, dilation, groups,
-                        algorithm)  # fmt: skip
+                        algorithm, device)  # fmt: skip

@@ -96,3 +96,49 @@ __device__ __forceinline__ bool aligned16(const void* p)
 // ceil(a / b) for positive b.
 __host__ __device__ __forceinline__ constexpr int ceil_div(int a, int b) { return (a + b - 1) / b; }
 __host__ __device__ __forceinline__ constexpr int round_up(int a, int b) { return ceil_div(a, b) * b; }
+
+// ---- the epilogue of a forward convolution: bias, then an activation ------------------------
+// act: 0 none, 1 relu, 2 leaky_relu (slope), 3 sigmoid, 4 tanh (the codes of gpuconv/_epilogue.py);
+// NaN stays NaN.  Activations apply to real floating types only (the host never asks for one on
+// complex or integer results); the bias applies to every dtype.
+__device__ __forceinline__ float act_exp(float v) { return __expf(v); }
+__device__ __forceinline__ double act_exp(double v) { return exp(v); }
+__device__ __forceinline__ float act_tanh(float v) { return tanhf(v); }
+__device__ __forceinline__ double act_tanh(double v) { return tanh(v); }
+
+template <typename T>
+__device__ __forceinline__ T activate(T v, int act, T slope)
+{
+    switch (act) {
+        case 1: return v < T(0) ? T(0) : v;
+        case 2: return v < T(0) ? v * slope : v;
+        case 3: return T(1) / (T(1) + act_exp(-v));
+        case 4: return act_tanh(v);
+        default: return v;
+    }
+}
+
+__device__ __forceinline__ float add(float a, float b) { return a + b; }
+__device__ __forceinline__ double add(double a, double b) { return a + b; }
+__device__ __forceinline__ float2 add(float2 a, float2 b) { return cadd(a, b); }
+__device__ __forceinline__ double2 add(double2 a, double2 b) { return cadd(a, b); }
+__device__ __forceinline__ long long add(long long a, long long b)
+{
+    return (long long)((unsigned long long)a + (unsigned long long)b);
+}
+
+template <typename T> struct is_real_float { static constexpr bool value = false; };
+template <> struct is_real_float<float> { static constexpr bool value = true; };
+template <> struct is_real_float<double> { static constexpr bool value = true; };
+
+// v + bias[channel] (bias may be NULL), then act for real floating T (slope rounded to T first,
+// as torch rounds negative_slope to the tensor's type).
+template <typename T>
+__device__ __forceinline__ T epilogue(T v, const T* bias, idx_t channel, int act, double slope)
+{
+    if (bias) v = add(v, ldg(bias + channel));
+    if constexpr (is_real_float<T>::value) {
+        if (act) v = activate(v, act, T(slope));
+    }
+    return v;
+}

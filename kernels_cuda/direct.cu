@@ -26,6 +26,9 @@
 //    outputs of a plane, grid y over batch * c_out planes), filter read through the read-only
 //    cache.  The correctness fallback, not a fast path.
 //
+// Both end in the fused epilogue of common.cuh: y = act(acc + bias[channel]) in the store (bias
+// NULL and act 0: the plain result), so a conv layer's bias and activation cost no extra pass.
+//
 // DIRECT_FAST2D_ONLY / DIRECT_GENERIC_ONLY compile only one family (the build variants use them
 // to keep per-K modules small); with neither defined both are compiled.
 
@@ -254,7 +257,9 @@ template <typename T, bool kConst>
 __device__ __forceinline__ void direct2d_plane_loop(const T* __restrict__ x, const T* __restrict__ w,
                                                     T* __restrict__ y, T* tile, T* wsh,
                                                     idx_t planes, int H, int W, int OH, int OW,
-                                                    int pad_top, int pad_left, int channels)
+                                                    int pad_top, int pad_left, int channels,
+                                                    const T* __restrict__ bias, int act,
+                                                    double slope)
 {
     typedef Tile2d<T> G;
     const int tid = threadIdx.y * TILE_W + threadIdx.x;
@@ -284,9 +289,11 @@ __device__ __forceinline__ void direct2d_plane_loop(const T* __restrict__ x, con
 
         if (ox < OW) {
             T* yp = y + p * out_plane + ox;
+            const idx_t ch = p % channels;
 #pragma unroll
             for (int o = 0; o < G::OPT; ++o)
-                if (oyt + o < OH) yp[(idx_t)(oyt + o) * OW] = acc[o];
+                if (oyt + o < OH)
+                    yp[(idx_t)(oyt + o) * OW] = epilogue(acc[o], bias, ch, act, slope);
         }
         __syncthreads();  // the tile is overwritten by the next plane
     }
@@ -297,16 +304,16 @@ __device__ __forceinline__ void direct2d_plane_loop(const T* __restrict__ x, con
     __launch_bounds__(Tile2d<T>::THREADS, Tile2d<T>::MIN_BLOCKS)                                  \
     direct2d_##SUFFIX(const T* __restrict__ x, const T* __restrict__ w, T* __restrict__ y,        \
                       long long planes, int H, int W, int OH, int OW, int pad_top, int pad_left,  \
-                      int channels)                                                               \
+                      int channels, const T* __restrict__ bias, int act, double slope)            \
     {                                                                                              \
         __shared__ __align__(16) T tile[Tile2d<T>::ELEMS];                                        \
         __shared__ T wsh[KH * KW];                                                                \
         if (w == 0)                                                                                \
             direct2d_plane_loop<T, true>(x, w, y, tile, wsh, planes, H, W, OH, OW, pad_top,      \
-                                         pad_left, channels);                                      \
+                                         pad_left, channels, bias, act, slope);                   \
         else                                                                                       \
             direct2d_plane_loop<T, false>(x, w, y, tile, wsh, planes, H, W, OH, OW, pad_top,     \
-                                          pad_left, channels);                                     \
+                                          pad_left, channels, bias, act, slope);                  \
     }
 
 DEFINE_DIRECT2D(f32, float)
@@ -331,7 +338,8 @@ template <typename T>
 __device__ __forceinline__ void direct3d_generic_body(
     const T* __restrict__ x, const T* __restrict__ w, T* __restrict__ y, int batch, int c_in,
     int c_out, int groups, int D, int H, int W, int OD, int OH, int OW, int kd, int kh, int kw,
-    int sd, int sh, int sw, int dd, int dh, int dw, int pd, int ph, int pw, int flip)
+    int sd, int sh, int sw, int dd, int dh, int dw, int pd, int ph, int pw, int flip,
+    const T* __restrict__ bias, int act, double slope)
 {
     const int cig = c_in / groups;
     const int cog = c_out / groups;
@@ -378,7 +386,7 @@ __device__ __forceinline__ void direct3d_generic_body(
                     }
                 }
             }
-            yp[s] = acc;
+            yp[s] = epilogue(acc, bias, co, act, slope);
         }
     }
 }
@@ -387,10 +395,12 @@ __device__ __forceinline__ void direct3d_generic_body(
     extern "C" __global__ void __launch_bounds__(GENERIC_BLOCK, 4) direct3d_generic_##SUFFIX(     \
         const T* __restrict__ x, const T* __restrict__ w, T* __restrict__ y, int batch, int c_in, \
         int c_out, int groups, int D, int H, int W, int OD, int OH, int OW, int kd, int kh,       \
-        int kw, int sd, int sh, int sw, int dd, int dh, int dw, int pd, int ph, int pw, int flip) \
+        int kw, int sd, int sh, int sw, int dd, int dh, int dw, int pd, int ph, int pw, int flip, \
+        const T* __restrict__ bias, int act, double slope)                                        \
     {                                                                                              \
         direct3d_generic_body<T>(x, w, y, batch, c_in, c_out, groups, D, H, W, OD, OH, OW, kd,    \
-                                 kh, kw, sd, sh, sw, dd, dh, dw, pd, ph, pw, flip);               \
+                                 kh, kw, sd, sh, sw, dd, dh, dw, pd, ph, pw, flip, bias, act,     \
+                                 slope);                                                           \
     }
 
 DEFINE_DIRECT3D_GENERIC(f32, float)

@@ -14,22 +14,7 @@
 #define EPILOGUE_BLOCK 256
 #endif
 
-__device__ __forceinline__ float act_exp(float v) { return __expf(v); }
-__device__ __forceinline__ double act_exp(double v) { return exp(v); }
-__device__ __forceinline__ float act_tanh(float v) { return tanhf(v); }
-__device__ __forceinline__ double act_tanh(double v) { return tanh(v); }
-
-template <typename T>
-__device__ __forceinline__ T activate(T v, int act, T slope)
-{
-    switch (act) {
-        case 1: return v < T(0) ? T(0) : v;
-        case 2: return v < T(0) ? v * slope : v;
-        case 3: return T(1) / (T(1) + act_exp(-v));
-        case 4: return act_tanh(v);
-        default: return v;
-    }
-}
+// activate(): common.cuh (shared with the conv kernels that fuse it into their store)
 
 template <typename T>
 __device__ __forceinline__ void bias_act_body(T* __restrict__ y, const T* __restrict__ bias,

@@ -272,7 +272,7 @@ def test_signature_parser_reads_known_kernels():
         ("long long", True),
         ("long long", False),
     ]
-    assert len(d["direct3d_generic_f32"]) == 26
+    assert len(d["direct3d_generic_f32"]) == 29
 
 
 # ---------------------------------------------------------------------------------------------

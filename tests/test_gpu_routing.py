@@ -239,23 +239,66 @@ def test_scipy_only_inputs_with_cupy_are_a_type_error(cp):
         signal.convolve2d(cp.zeros((0, 3)), cp.ones((2, 2)))
 
 
-def test_backward_ops_are_not_on_the_gpu(cp, rng):
-    w = cp.asarray(random_array(rng, (2, 1, 3, 3), np.float64))
-    dy = cp.asarray(random_array(rng, (1, 2, 6, 6), np.float64))
-    with pytest.raises(TypeError, match="not on the GPU yet"):
-        nn.conv_transpose2d(dy, w.transpose(1, 0, 2, 3))
-    with pytest.raises(TypeError, match="not on the GPU yet"):
-        nn.conv2d_input((1, 1, 8, 8), w, dy)
-    with pytest.raises(TypeError, match="not on the GPU yet"):
-        nn.conv2d_weight(cp.ones((1, 1, 8, 8)), (2, 1, 3, 3), dy)
-    spec = gpuconv._spec.ConvSpec(in_shape=(8, 8), kernel_shape=(3, 3))
-    for name in dispatch.algorithm_names("cuda"):
-        alg = dispatch.get_algorithm(name, "cuda")
-        assert alg.supports(spec) is None
-        for op in ("backward_data", "backward_weight"):
-            assert "not on the GPU yet" in alg.supports(spec, op=op)
-    with pytest.raises(ValueError, match="not on the GPU yet"):
-        dispatch.choose(spec, device="cuda", op="backward_weight")
+GRAD_CASES = [
+    dict(x=(2, 4, 9, 8), w=(6, 2, 3, 3), stride=1, padding=1, dilation=1, groups=2),
+    dict(x=(2, 3, 11, 10), w=(4, 3, 3, 2), stride=2, padding=(1, 0), dilation=1, groups=1),
+    dict(x=(1, 2, 12, 13), w=(2, 1, 3, 3), stride=1, padding=2, dilation=2, groups=2),
+    dict(x=(3, 2, 17), w=(3, 2, 4), stride=3, padding=2, dilation=1, groups=1),
+    dict(x=(1, 2, 6, 7, 5), w=(2, 2, 2, 3, 2), stride=(1, 2, 1), padding=1, dilation=1, groups=1),
+]
+
+
+@pytest.mark.parametrize("algorithm", ["auto", "direct", "fft", "im2col"])
+@pytest.mark.parametrize("case", GRAD_CASES, ids=lambda c: f"x{c['x']}-s{c['stride']}")
+def test_backward_ops_on_the_gpu(cp, rng, algorithm, case):
+    """conv*_input, conv*_weight and conv_transpose* on CuPy arrays give the CPU's gradients (the
+    kernels run compiled for the CPU); an algorithm that cannot do a pass says why."""
+    nd = len(case["x"]) - 2
+    dtype = np.float64
+    x = random_array(rng, case["x"], dtype)
+    w = random_array(rng, case["w"], dtype)
+    kw = {k: case[k] for k in ("stride", "padding", "dilation", "groups")}
+    y = getattr(nn, f"conv{nd}d")(x, w, **kw)
+    dy = random_array(rng, y.shape, dtype)
+    calls = {
+        "input": lambda a, **o: getattr(nn, f"conv{nd}d_input")(x.shape, w if a is None else a[0],
+                                                                dy if a is None else a[1], **kw, **o),
+        "weight": lambda a, **o: getattr(nn, f"conv{nd}d_weight")(x if a is None else a[0], w.shape,
+                                                                  dy if a is None else a[1], **kw, **o),
+    }  # fmt: skip
+    operands = {"input": (w, dy), "weight": (x, dy)}
+    for which, call in calls.items():
+        expected = call(None)
+        dev_in = tuple(cp.asarray(a) for a in operands[which])
+        try:
+            got = call(dev_in, algorithm=algorithm)
+        except ValueError as e:
+            assert algorithm in ("direct", "fft") and "cannot do backward" in str(e), e
+            continue
+        assert _is_device(got) and got.dtype == dtype and got.shape == expected.shape
+        assert_conv_equal(_host(got), expected, x, w)
+        back = call(None, algorithm=algorithm, device="cuda")  # NumPy in, NumPy out
+        assert type(back) is np.ndarray
+        assert_conv_equal(back, expected, x, w)
+    if case["groups"] == 1 and nd == 2:
+        t = nn.conv_transpose2d(dy, w, stride=case["stride"], padding=case["padding"],
+                                dilation=case["dilation"])  # fmt: skip
+        tg = nn.conv_transpose2d(cp.asarray(dy), cp.asarray(w), stride=case["stride"],
+                                 padding=case["padding"], dilation=case["dilation"])  # fmt: skip
+        assert _is_device(tg)
+        assert_conv_equal(_host(tg), t, dy, w)
+
+
+def test_gpu_backward_routes():
+    spec = gpuconv._spec.ConvSpec(in_shape=(8, 8), kernel_shape=(3, 3), stride=2)
+    im2col = dispatch.get_algorithm("im2col", "cuda")
+    assert im2col.route(spec, "backward_data")[0] == "native"
+    assert im2col.route(spec, "backward_weight")[0] == "native"
+    direct = dispatch.get_algorithm("direct", "cuda")
+    assert "stride" in direct.supports(spec, op="backward_data")  # no transposed kernel yet
+    assert direct.route(spec, "backward_weight")[0] == "remap"
+    plan = dispatch.choose(spec, device="cuda", op="backward_data")
+    assert plan.algorithm == "im2col"
 
 
 def test_registry_by_device():
@@ -315,17 +358,21 @@ def test_gpu_device_cuda_numpy_in_numpy_out(device, rng):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("activation", [None, "relu", "leaky_relu", "sigmoid", "tanh"])
 @pytest.mark.parametrize("with_bias", [True, False])
-def test_epilogue_on_the_gpu_path(cp, rng, dtype, activation, with_bias):
-    """The epilogue's launch matches the kernel's C signature and its result the CPU pass."""
+@pytest.mark.parametrize("algorithm", ["direct", "im2col", "fft"])
+@pytest.mark.parametrize("groups", [1, 3])
+def test_epilogue_on_the_gpu_path(cp, rng, dtype, activation, with_bias, algorithm, groups):
+    """Bias and activation on the GPU give the CPU pass's result: fused into the store of the
+    algorithms that can (no bias_act launch), one bias_act pass after the others."""
     x = random_array(rng, (2, 3, 7, 6), dtype)
-    w = random_array(rng, (4, 3, 3, 3), dtype)
-    b = random_array(rng, (4,), dtype) if with_bias else None
-    kw = dict(padding=1, activation=activation, negative_slope=0.2)
+    w = random_array(rng, (3 if groups == 3 else 4, 3 // groups, 3, 3), dtype)
+    b = random_array(rng, (w.shape[0],), dtype) if with_bias else None
+    kw = dict(padding=1, groups=groups, activation=activation, negative_slope=0.2)
     expected = gpuconv.conv2d(x, w, b, **kw)
-    y = gpuconv.conv2d(x, w, b, device="cuda", **kw)
+    y = gpuconv.conv2d(x, w, b, device="cuda", algorithm=algorithm, **kw)
     assert type(y) is np.ndarray  # device='cuda' with NumPy inputs: NumPy back
     np.testing.assert_allclose(y, expected, rtol=0, atol=64 * np.finfo(dtype).eps * 4**2 * 27)
     launched = {name for name, _, _ in cp.launches}
+    fused = getattr(dispatch.get_algorithm(algorithm, "cuda")._impl(), "FUSED_EPILOGUE", False)
     assert ("bias_act_" + ("f32" if dtype == np.float32 else "f64") in launched) == (
-        activation is not None
+        activation is not None and not fused
     )

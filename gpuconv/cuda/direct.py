@@ -13,8 +13,10 @@ Two kernels:
   groups, batch, channels, flip; one thread per output.
 
 Both read the zero padding at load time (no padded copy) and sum int64 exactly (wrapping like
-NumPy).  ``run(spec, x, w, out=None)`` takes CuPy arrays of ``spec.dtype`` and returns a CuPy
-array (``out`` when given) written on the current stream.
+NumPy), and both fuse the epilogue into their store: ``act(y + bias[channel])`` (codes of
+:mod:`gpuconv._epilogue`), so a layer's bias and activation cost no extra pass over y.
+``run(spec, x, w, out=None, *, bias=None, act=0, slope=0.0)`` takes CuPy arrays of
+``spec.dtype`` and returns a CuPy array (``out`` when given) written on the current stream.
 """
 
 from __future__ import annotations
@@ -27,6 +29,10 @@ from gpuconv._spec import ConvSpec
 from gpuconv.cuda import _build, _loader
 
 SOURCE = "direct.cu"
+#: run() applies bias and activation in the kernels' store (gpuconv.dispatch passes them)
+FUSED_EPILOGUE = True
+#: the kernels' last three arguments when there is nothing to fuse: NULL bias, act 0, slope 0
+NO_EPILOGUE = (None, np.int32(0), np.float64(0.0))
 #: grid.x of the generic kernel is capped so that ``s + gridDim.x * blockDim.x`` stays in int32.
 _GENERIC_MAX_GRID_X = (1 << 30) // _build.GENERIC_BLOCK
 #: outputs (or input elements) of one plane must stay under this (32-bit in-plane indices).
@@ -104,8 +110,21 @@ def _inputs(spec: ConvSpec, x, w, cp):
     return x, w
 
 
-def run(spec: ConvSpec, x, w, out=None):
-    """y of the canonical problem for CuPy arrays ``x``, ``w`` (into ``out`` when given)."""
+def epilogue_args(spec: ConvSpec, bias, act: int, slope: float, cp) -> tuple:
+    """``(bias pointer or None, int32 act, float64 slope)``: the kernels' last three arguments."""
+    if act and spec.dtype.kind != "f":
+        raise ValueError(f"an activation needs a real floating result, not {spec.dtype}")
+    if bias is not None:
+        bias = cp.ascontiguousarray(cp.asarray(bias, dtype=spec.dtype)).reshape(-1)
+        if bias.shape[0] != spec.c_out:
+            raise ValueError(f"bias has {bias.shape[0]} elements; the problem has {spec.c_out} "
+                             "output channels")  # fmt: skip
+    return bias, np.int32(act), np.float64(slope)
+
+
+def run(spec: ConvSpec, x, w, out=None, *, bias=None, act: int = 0, slope: float = 0.0):
+    """y of the canonical problem for CuPy arrays ``x``, ``w`` (into ``out`` when given), with
+    ``act(y + bias[channel])`` fused into the store when ``bias`` / ``act`` are given."""
     reason = supports(spec)
     if reason is not None:
         raise ValueError(f"the GPU direct kernels cannot solve this problem: {reason}")
@@ -114,14 +133,15 @@ def run(spec: ConvSpec, x, w, out=None):
     cp = require_cupy()
     x, w = _inputs(spec, x, w, cp)
     y = _check_out(spec, out, cp)
+    epi = epilogue_args(spec, bias, act, slope, cp)
     if fast2d_reason(spec) is None:
-        _run_fast2d(spec, x, w, y, cp)
+        _run_fast2d(spec, x, w, y, cp, epi)
     else:
-        _run_generic(spec, x, w, y, cp)
+        _run_generic(spec, x, w, y, cp, epi)
     return y
 
 
-def _run_fast2d(spec: ConvSpec, x, w, y, cp) -> None:
+def _run_fast2d(spec: ConvSpec, x, w, y, cp, epi=NO_EPILOGUE) -> None:
     s = suffix(spec)
     kh, kw = spec.kernel_shape
     defines = _build.fast2d_defines(kh, kw)
@@ -141,7 +161,7 @@ def _run_fast2d(spec: ConvSpec, x, w, y, cp) -> None:
     grid, block = _build.fast2d_launch(s, oh, ow, planes)
     args = (
         x, wptr, y, np.int64(planes), np.int32(h), np.int32(wd), np.int32(oh), np.int32(ow),
-        np.int32(spec.pad_lo[0]), np.int32(spec.pad_lo[1]), np.int32(channels),
+        np.int32(spec.pad_lo[0]), np.int32(spec.pad_lo[1]), np.int32(channels), *epi,
     )  # fmt: skip
     _loader.launch(kern, grid, block, args)
 
@@ -159,8 +179,9 @@ def generic_launch(spec: ConvSpec):
     return grid, (b, 1, 1)
 
 
-def generic_args(spec: ConvSpec, x, w, y) -> tuple:
-    """The argument tuple of ``direct3d_generic_*`` (int32 scalars, 1-D/2-D padded to 3-D)."""
+def generic_args(spec: ConvSpec, x, w, y, epi=NO_EPILOGUE) -> tuple:
+    """The argument tuple of ``direct3d_generic_*`` (int32 scalars, 1-D/2-D padded to 3-D; the
+    epilogue's bias, act, slope last)."""
     d, h, wd = _pad3(spec.in_shape, 1)
     od, oh, ow = _pad3(spec.out_shape, 1)
     kd, kh, kw = _pad3(spec.kernel_shape, 1)
@@ -171,12 +192,12 @@ def generic_args(spec: ConvSpec, x, w, y) -> tuple:
         spec.batch, spec.c_in, spec.c_out, spec.groups, d, h, wd, od, oh, ow, kd, kh, kw,
         sd, sh, sw, dd, dh, dw, pd, ph, pw, int(spec.flip),
     )  # fmt: skip
-    return (x, w, y) + tuple(np.int32(v) for v in ints)
+    return (x, w, y) + tuple(np.int32(v) for v in ints) + tuple(epi)
 
 
-def _run_generic(spec: ConvSpec, x, w, y, cp) -> None:
+def _run_generic(spec: ConvSpec, x, w, y, cp, epi=NO_EPILOGUE) -> None:
     s = suffix(spec)
     defines = _build.generic_defines()
     kern = _loader.get_function(SOURCE, f"direct3d_generic_{s}", defines)
     grid, block = generic_launch(spec)
-    _loader.launch(kern, grid, block, generic_args(spec, x, w, y))
+    _loader.launch(kern, grid, block, generic_args(spec, x, w, y, epi))

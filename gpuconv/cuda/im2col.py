@@ -12,7 +12,9 @@ when ``CUPY_TF32=1`` is set: left off, results are plain float32 GEMM); int64 th
 integer matmul (exact, wrapping like NumPy; not cuBLAS).
 
 :func:`col2im` (the adjoint: sums columns back onto the input grid) is here for backward-data
-passes.  ``run(spec, x, w, out=None)`` takes CuPy arrays of ``spec.dtype``, returns a CuPy array.
+passes.  ``run(spec, x, w, out=None)`` takes CuPy arrays of ``spec.dtype``, returns a CuPy array;
+:func:`run_backward_data` (GEMM into columns, then col2im) and :func:`run_backward_weight`
+(im2col, then a GEMM with dy) are the two gradients.
 """
 
 from __future__ import annotations
@@ -132,6 +134,98 @@ def col2im(spec: ConvSpec, col, out=None):
     args = (col, out, np.int64(planes)) + geometry_args(spec)
     _loader.launch(_kernel("col2im", spec), grid, block, args)
     return out
+
+
+def supports_backward_data(spec: ConvSpec) -> str | None:
+    """None when :func:`run_backward_data` (GEMM into columns, col2im) handles ``spec``."""
+    return supports(spec)
+
+
+def supports_backward_weight(spec: ConvSpec) -> str | None:
+    """None when :func:`run_backward_weight` (im2col, GEMM with dy) handles ``spec``."""
+    return supports(spec)
+
+
+def _operand(spec: ConvSpec, a, shape, name: str, cp):
+    a = cp.ascontiguousarray(cp.asarray(a, dtype=spec.dtype))
+    if tuple(a.shape) != tuple(shape):
+        raise ValueError(f"{name} has shape {tuple(a.shape)}; the problem needs {tuple(shape)}")
+    return a
+
+
+def run_backward_data(spec: ConvSpec, dy, w):
+    """``dx`` (the gradient of the input) of ``spec`` from CuPy ``dy`` and ``w``.
+
+    Per batch chunk one batched GEMM ``W~_g^T @ dy_g`` gives the columns (Cig*K, P) of every
+    (item, group), and ``col2im`` gathers them onto the input grid; no zero-inserted ``dy`` is
+    built, whatever the stride.
+    """
+    reason = supports_backward_data(spec)
+    if reason is not None:
+        raise ValueError(f"the GPU im2col path cannot do backward_data of this problem: {reason}")
+    from gpuconv._arrays import require_cupy
+
+    cp = require_cupy()
+    dy = _operand(spec, dy, spec.y_shape, "dy", cp)
+    w = _operand(spec, w, spec.w_shape, "w", cp)
+    g = spec.groups
+    cig, cog = spec.c_in // g, spec.c_out // g
+    K = math.prod(spec.kernel_shape)
+    P = math.prod(spec.out_shape)
+    wt = spec.kernel_for_correlation(w).reshape(1, g, cog, cig * K)
+    wtt = cp.ascontiguousarray(wt.swapaxes(-1, -2))  # (1, g, Cig*K, Cog)
+    dx = cp.empty(spec.x_shape, dtype=spec.dtype)
+    pointwise = is_pointwise(spec)
+    bc = batch_chunk(spec)
+    for b0 in range(0, spec.batch, bc):
+        dyb = dy[b0 : b0 + bc]
+        nb = dyb.shape[0]
+        col = cp.matmul(wtt, dyb.reshape(nb, g, cog, P))  # (nb, g, Cig*K, P)
+        if pointwise:  # the columns are dx itself
+            dx[b0 : b0 + nb] = col.reshape((nb, spec.c_in) + spec.in_shape)
+        else:
+            col2im(spec, cp.ascontiguousarray(col).reshape(nb, spec.c_in, K, P), dx[b0 : b0 + nb])
+    return dx
+
+
+def run_backward_weight(spec: ConvSpec, x, dy):
+    """``dw`` (the gradient of the weight, shaped like w) of ``spec`` from CuPy ``x`` and ``dy``.
+
+    Per batch chunk the column matrix of x (as :func:`run` builds it) is contracted with dy
+    over the output positions by one batched GEMM, and the chunks' (Cog, Cig*K) products are
+    summed; the correlation kernel's gradient is flipped back for a convolution.
+    """
+    reason = supports_backward_weight(spec)
+    if reason is not None:
+        raise ValueError(f"the GPU im2col path cannot do backward_weight of this problem: {reason}")
+    from gpuconv._arrays import require_cupy
+
+    cp = require_cupy()
+    x = _operand(spec, x, spec.x_shape, "x", cp)
+    dy = _operand(spec, dy, spec.y_shape, "dy", cp)
+    g = spec.groups
+    cig, cog = spec.c_in // g, spec.c_out // g
+    K = math.prod(spec.kernel_shape)
+    P = math.prod(spec.out_shape)
+    pointwise = is_pointwise(spec)
+    bc = batch_chunk(spec)
+    acc = None
+    col = None
+    for b0 in range(0, spec.batch, bc):
+        xb = x[b0 : b0 + bc]
+        nb = xb.shape[0]
+        if pointwise:
+            cb = xb.reshape(nb, g, cig, P)
+        else:
+            if col is None or col.shape[0] != nb:
+                col = cp.empty((nb, spec.c_in, K, P), dtype=spec.dtype)
+            cb = im2col(spec, xb, col).reshape(nb, g, cig * K, P)
+        part = cp.matmul(dy[b0 : b0 + nb].reshape(nb, g, cog, P), cb.swapaxes(-1, -2)).sum(axis=0)
+        acc = part if acc is None else acc + part
+    dw = acc.reshape(spec.w_shape)  # (g, Cog, Cig*K) -> (c_out, Cig, *k)
+    if spec.flip:
+        dw = dw[(slice(None), slice(None)) + (slice(None, None, -1),) * spec.ndim]
+    return cp.ascontiguousarray(dw)
 
 
 def run(spec: ConvSpec, x, w, out=None):
