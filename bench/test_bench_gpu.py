@@ -45,8 +45,7 @@ PROBLEMS = [
     Problem("image-4096x4096-k31-f32", _same((4096, 4096), 31, F32)),
     Problem("signal-4M-k4095-full-f32", _full1(4_000_000, 4095, F32)),
     Problem("volume-256x256x256-k5-f32", _same((256, 256, 256), 5, F32)),
-    # the CUDA algorithms do forward only for now: the backward ops skip with their reason and
-    # are timed the day they land
+    # the backward ops too: im2col natively, direct and fft through the remaps (or the reason)
     Problem("cnn-32x64x56x56-64-k3-f32", _layer(32, 64, 64, 56, 3), ALL_OPS),
     Problem("cnn-depthwise-32x64x56x56-k3-f32", _layer(32, 64, 64, 56, 3, groups=64), ALL_OPS),
 ]

@@ -264,8 +264,7 @@ def tune(
     if grid is None:
         grid = [(s, "forward", False) for s in _grids.calibration(device)]
         grid += [(s, "forward", True) for s in _grids.calibration_rank1(device)]
-        if device == "cpu":  # the GPU algorithms do the forward pass only, for now
-            grid += [(s, op, False) for s, op in _grids.calibration_ops(device)]
+        grid += [(s, op, False) for s, op in _grids.calibration_ops(device)]
     else:
         grid = [(s, "forward", False) for s in grid]
     rng = np.random.default_rng(0)
