@@ -429,6 +429,12 @@ def _cuda_im2col_cost(spec: ConvSpec, c: dict[str, float]) -> float:
     return c["overhead_im2col"] + 2 * col_bytes * c["stream_byte"] + gemm
 
 
+def _cuda_direct_transposed_cost(spec: ConvSpec, c: dict[str, float]) -> float:
+    """backward_data by the gather-form transposed kernel (as slow per MAC as the generic one)."""
+    t = spec.macs * c[f"direct_mac_{_costs._sfx(spec)}"] * c["direct_generic_penalty"]
+    return c["overhead_direct"] + t + spec.min_bytes * c["stream_byte"]
+
+
 def _cuda_col2im_cost(spec: ConvSpec, c: dict[str, float]) -> float:
     """backward_data by the transposed GEMM into columns, then the col2im gather."""
     return _cuda_im2col_cost(spec, c) + prod(spec.x_shape) * spec.dtype.itemsize * c["stream_byte"]
@@ -598,7 +604,8 @@ for _name, _module, _cost, _exact, _summary, _op_costs, _op_modules in [
 
 for _name, _cost, _exact, _summary, _op_costs in [
     ("direct", _cuda_direct_cost, True,
-     "sliding sums in a CUDA kernel (tiled 2-D fast path, generic N-d kernel)", ()),
+     "sliding sums in a CUDA kernel (tiled 2-D fast path, generic N-d kernel)",
+     (("backward_data", _cuda_direct_transposed_cost),)),
     ("fft", _cuda_fft_cost, False, "cuFFT transforms and a spectral-product kernel", ()),
     ("im2col", _cuda_im2col_cost, True, "column matrix in a CUDA kernel times the kernel (cuBLAS)",
      (("backward_data", _cuda_col2im_cost), ("backward_weight", _cuda_im2col_weight_cost))),

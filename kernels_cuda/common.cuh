@@ -93,6 +93,17 @@ __device__ __forceinline__ bool aligned16(const void* p)
     return (reinterpret_cast<unsigned long long>(p) & 15ull) == 0ull;
 }
 
+// Output index o along one axis that reads input index i at tap t: o*s + t*d - pad == i, i.e.
+// o = (i + pad - t*d) / s when that is a non-negative multiple of s below O; else -1.  The
+// gather form of a transposed pass (col2im, the transposed direct kernel): no atomics.
+__device__ __forceinline__ int source_out(int i, int pad, int t, int d, int s, int O)
+{
+    const int v = i + pad - t * d;
+    if (v < 0) return -1;
+    const int o = v / s;
+    return (o * s == v && o < O) ? o : -1;
+}
+
 // ceil(a / b) for positive b.
 __host__ __device__ __forceinline__ constexpr int ceil_div(int a, int b) { return (a + b - 1) / b; }
 __host__ __device__ __forceinline__ constexpr int round_up(int a, int b) { return ceil_div(a, b) * b; }

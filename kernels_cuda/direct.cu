@@ -26,6 +26,9 @@
 //    outputs of a plane, grid y over batch * c_out planes), filter read through the read-only
 //    cache.  The correctness fallback, not a fast path.
 //
+// 3. direct3d_transposed_<dtype>: the backward-data pass of the same problem in gather form (one
+//    thread per input-gradient element, any stride), compiled with the generic family.
+//
 // Both end in the fused epilogue of common.cuh: y = act(acc + bias[channel]) in the store (bias
 // NULL and act 0: the plain result), so a conv layer's bias and activation cost no extra pass.
 //
@@ -402,6 +405,80 @@ __device__ __forceinline__ void direct3d_generic_body(
                                  kh, kw, sd, sh, sw, dd, dh, dw, pd, ph, pw, flip, bias, act,     \
                                  slope);                                                           \
     }
+
+// The transposed pass (backward-data) in gather form, any stride:
+//   dx[n, g*Cig+c, i] = sum_{o<Cog, j : (i + pad - j*dil) = q*stride, 0 <= q < O} dy[n, g*Cog+o, q] * w~[g*Cog+o, c, j]
+// One thread per dx element (grid x over a plane's D*H*W, grid y over batch * c_in planes); no
+// zero-inserted dy, no atomics, every dx element written.  Same limits as the forward kernel.
+template <typename T>
+__device__ __forceinline__ void direct3d_transposed_body(
+    const T* __restrict__ dy, const T* __restrict__ w, T* __restrict__ dx, int batch, int c_in,
+    int c_out, int groups, int D, int H, int W, int OD, int OH, int OW, int kd, int kh, int kw,
+    int sd, int sh, int sw, int dd, int dh, int dw, int pd, int ph, int pw, int flip)
+{
+    const int cig = c_in / groups;
+    const int cog = c_out / groups;
+    const idx_t taps = (idx_t)kd * kh * kw;
+    const idx_t out_plane = (idx_t)OD * OH * OW;
+    const int hw = H * W;
+    const int spatial = D * hw;
+    const int planes = batch * c_in;
+    for (int pc = blockIdx.y; pc < planes; pc += gridDim.y) {
+        const int c = pc % c_in;
+        const int n = pc / c_in;
+        const int g = c / cig;
+        const int cl = c - g * cig;
+        const T* dyg = dy + ((idx_t)n * c_out + (idx_t)g * cog) * out_plane;
+        const T* wg = w + ((idx_t)g * cog * cig + cl) * taps;
+        T* xp = dx + (idx_t)pc * spatial;
+        for (int s = blockIdx.x * blockDim.x + threadIdx.x; s < spatial;
+             s += gridDim.x * blockDim.x) {
+            const int iz = s / hw;
+            const int rem = s - iz * hw;
+            const int iy = rem / W;
+            const int ix = rem - iy * W;
+            T acc = zero_of<T>();
+            for (int a = 0; a < kd; ++a) {
+                const int oz = source_out(iz, pd, a, dd, sd, OD);
+                if (oz < 0) continue;
+                const int wa = flip ? kd - 1 - a : a;
+                for (int b = 0; b < kh; ++b) {
+                    const int oy = source_out(iy, ph, b, dh, sh, OH);
+                    if (oy < 0) continue;
+                    const int wb = flip ? kh - 1 - b : b;
+                    for (int e = 0; e < kw; ++e) {
+                        const int ox = source_out(ix, pw, e, dw, sw, OW);
+                        if (ox < 0) continue;
+                        const int we = flip ? kw - 1 - e : e;
+                        const idx_t q = ((idx_t)oz * OH + oy) * OW + ox;
+                        const idx_t t = ((idx_t)wa * kh + wb) * kw + we;
+                        for (int o = 0; o < cog; ++o)
+                            acc = mac(acc, ldg(dyg + o * out_plane + q),
+                                      ldg(wg + (idx_t)o * cig * taps + t));
+                    }
+                }
+            }
+            xp[s] = acc;
+        }
+    }
+}
+
+#define DEFINE_DIRECT3D_TRANSPOSED(SUFFIX, T)                                                      \
+    extern "C" __global__ void __launch_bounds__(GENERIC_BLOCK, 4) direct3d_transposed_##SUFFIX(  \
+        const T* __restrict__ dy, const T* __restrict__ w, T* __restrict__ dx, int batch,         \
+        int c_in, int c_out, int groups, int D, int H, int W, int OD, int OH, int OW, int kd,     \
+        int kh, int kw, int sd, int sh, int sw, int dd, int dh, int dw, int pd, int ph, int pw,   \
+        int flip)                                                                                  \
+    {                                                                                              \
+        direct3d_transposed_body<T>(dy, w, dx, batch, c_in, c_out, groups, D, H, W, OD, OH, OW,   \
+                                    kd, kh, kw, sd, sh, sw, dd, dh, dw, pd, ph, pw, flip);        \
+    }
+
+DEFINE_DIRECT3D_TRANSPOSED(f32, float)
+DEFINE_DIRECT3D_TRANSPOSED(f64, double)
+DEFINE_DIRECT3D_TRANSPOSED(c64, float2)
+DEFINE_DIRECT3D_TRANSPOSED(c128, double2)
+DEFINE_DIRECT3D_TRANSPOSED(i64, long long)
 
 DEFINE_DIRECT3D_GENERIC(f32, float)
 DEFINE_DIRECT3D_GENERIC(f64, double)

@@ -74,15 +74,7 @@ __device__ __forceinline__ void im2col_body(const T* __restrict__ x, T* __restri
     }
 }
 
-// Output index o along one axis that reads input index i at tap t: o*s + t*d - pad == i, i.e.
-// o = (i + pad - t*d) / s when that is a non-negative multiple of s below O; else -1.
-__device__ __forceinline__ int source_out(int i, int pad, int t, int d, int s, int O)
-{
-    const int v = i + pad - t * d;
-    if (v < 0) return -1;
-    const int o = v / s;
-    return (o * s == v && o < O) ? o : -1;
-}
+// source_out(): common.cuh (shared with direct.cu's transposed kernel)
 
 template <typename T>
 __device__ __forceinline__ void col2im_body(const T* __restrict__ col, T* __restrict__ x,

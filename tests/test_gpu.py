@@ -213,3 +213,37 @@ def test_gpu_bias_activation_epilogue(gpu, rng, dtype, activation):
     assert isinstance(y, cp.ndarray) and y.dtype == dtype
     atol = 64 * np.finfo(dtype).eps * float(np.abs(x).max() * np.abs(w).sum(axis=(1, 2, 3)).max())
     np.testing.assert_allclose(cp.asnumpy(y), expected, rtol=0, atol=atol)
+
+
+GRAD_SPECS = [
+    dict(in_shape=(11, 10), kernel_shape=(3, 2), batch=2, c_in=3, c_out=4, stride=2, pad_lo=1),
+    dict(in_shape=(12, 13), kernel_shape=(3, 3), batch=1, c_in=4, c_out=4, groups=4, stride=2,
+         pad_lo=1, pad_hi=1),
+    dict(in_shape=(17,), kernel_shape=(4,), batch=3, c_in=2, c_out=6, groups=2, stride=3,
+         dilation=2, pad_lo=2, pad_hi=3, flip=True),
+    dict(in_shape=(6, 7, 5), kernel_shape=(2, 3, 2), c_in=2, c_out=2, stride=(1, 2, 1), pad_lo=1),
+    dict(in_shape=(9, 9), kernel_shape=(1, 1), batch=2, c_in=4, c_out=3, stride=2),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.complex64, np.int64],
+                         ids=lambda d: np.dtype(d).name)  # fmt: skip
+@pytest.mark.parametrize("kw", GRAD_SPECS, ids=_ids)
+@pytest.mark.parametrize(("name", "op"), [("direct", "backward_data"), ("im2col", "backward_data"),
+                                          ("im2col", "backward_weight")])  # fmt: skip
+def test_gpu_native_backward_passes(gpu, rng, name, op, kw, dtype):
+    """The GPU's native transposed kernels against the CPU's passes (strided problems, where no
+    remap onto a forward problem exists)."""
+    from gpuconv import dispatch
+
+    spec = ConvSpec(dtype=dtype, **kw)
+    x = random_array(rng, spec.x_shape, spec.dtype)
+    w = random_array(rng, spec.w_shape, spec.dtype)
+    dy = random_array(rng, spec.y_shape, spec.dtype)
+    a, b = (dy, w) if op == "backward_data" else (x, dy)
+    alg = dispatch.get_algorithm(name, "cuda")
+    assert alg.route(spec, op)[0] == "native"
+    got = alg.run(spec, gpu.asarray(a), gpu.asarray(b), op)
+    assert isinstance(got, gpu.ndarray) and got.dtype == spec.dtype
+    want = dispatch.execute(spec, a, b, "direct", op=op)  # the CPU's native passes
+    assert_conv_equal(gpu.asnumpy(got), want, a, b)

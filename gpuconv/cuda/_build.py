@@ -129,7 +129,13 @@ def variants() -> list[tuple[str, dict, list[str]]]:
     out = []
     for k in FAST2D_SIZES:
         out.append(("direct.cu", fast2d_defines(k, k), [f"direct2d_{s}" for s in DIRECT_DTYPES]))
-    out.append(("direct.cu", generic_defines(), [f"direct3d_generic_{s}" for s in DIRECT_DTYPES]))
+    out.append(
+        (
+            "direct.cu",
+            generic_defines(),
+            [f"direct3d_{k}_{s}" for k in ("generic", "transposed") for s in DIRECT_DTYPES],
+        )
+    )
     out.append(("spectral.cu", spectral_defines(), [f"spectral_{s}" for s in SPECTRAL_DTYPES]))
     out.append(
         (

@@ -11,6 +11,9 @@ Two kernels:
   convolution, so the kernel always correlates.
 * ``direct3d_generic_<dtype>`` (everything else with 1-3 spatial axes): stride, dilation, padding,
   groups, batch, channels, flip; one thread per output.
+* ``direct3d_transposed_<dtype>``: the backward-data pass (:func:`run_backward_data`) in gather
+  form, any stride, one thread per input-gradient element (stride-1 passes go through the
+  dispatcher's remap onto a forward problem instead, which can take the fast 2-D path).
 
 Both read the zero padding at load time (no padded copy) and sum int64 exactly (wrapping like
 NumPy), and both fuse the epilogue into their store: ``act(y + bias[channel])`` (codes of
@@ -201,3 +204,51 @@ def _run_generic(spec: ConvSpec, x, w, y, cp, epi=NO_EPILOGUE) -> None:
     kern = _loader.get_function(SOURCE, f"direct3d_generic_{s}", defines)
     grid, block = generic_launch(spec)
     _loader.launch(kern, grid, block, generic_args(spec, x, w, y, epi))
+
+
+def supports_backward_data(spec: ConvSpec) -> str | None:
+    """None when ``direct3d_transposed_*`` handles the backward-data pass of ``spec``."""
+    reason = supports(spec)
+    if reason is None and math.prod(spec.in_shape) > MAX_PLANE:
+        reason = f"{math.prod(spec.in_shape)} input elements per plane (limit {MAX_PLANE})"
+    return reason
+
+
+def transposed_launch(spec: ConvSpec):
+    """(grid, block) of ``direct3d_transposed_*``: a plane's input elements along x, the
+    batch * c_in planes along y (grid-strided past 65535)."""
+    spatial = math.prod(spec.in_shape)
+    b = _build.GENERIC_BLOCK
+    grid = (
+        max(1, min(-(-spatial // b), _GENERIC_MAX_GRID_X)),
+        max(1, min(spec.batch * spec.c_in, 65535)),
+        1,
+    )
+    return grid, (b, 1, 1)
+
+
+def run_backward_data(spec: ConvSpec, dy, w):
+    """``dx`` of ``spec`` from CuPy ``dy`` and ``w`` by the gather-form transposed kernel (any
+    stride; no zero-inserted dy is built)."""
+    reason = supports_backward_data(spec)
+    if reason is not None:
+        raise ValueError(
+            f"the GPU direct kernels cannot do backward_data of this problem: {reason}"
+        )
+    from gpuconv._arrays import require_cupy
+
+    cp = require_cupy()
+    dy = cp.ascontiguousarray(cp.asarray(dy, dtype=spec.dtype))
+    w = cp.ascontiguousarray(cp.asarray(w, dtype=spec.dtype))
+    if tuple(dy.shape) != spec.y_shape or tuple(w.shape) != spec.w_shape:
+        raise ValueError(
+            f"dy {tuple(dy.shape)} / w {tuple(w.shape)} do not match {spec.y_shape} / {spec.w_shape}"
+        )
+    dx = cp.empty(spec.x_shape, dtype=spec.dtype)
+    kern = _loader.get_function(
+        SOURCE, f"direct3d_transposed_{suffix(spec)}", _build.generic_defines()
+    )
+    grid, block = transposed_launch(spec)
+    args = generic_args(spec, dy, w, dx)[:-3]  # the same geometry; no epilogue
+    _loader.launch(kern, grid, block, args)
+    return dx
