@@ -381,9 +381,14 @@ CUDA_CONSTANTS: dict[str, float] = {
     "overhead_direct": 15e-6,
     "overhead_im2col": 40e-6,
     "overhead_fft": 60e-6,
+    # separable: a launch per pass and input channel; the host factors every (o, c) slice (SVD,
+    # 25-60 us each measured on the CPU side)
+    "overhead_separable": 20e-6,
+    "separable_launch": 5e-6,
+    "separable_factor_slice": 30e-6,
     **{
         _costs.scale_key(a, n, p): 1.0
-        for a in ("direct", "fft", "im2col")
+        for a in ("direct", "fft", "im2col", "separable")
         for n in (1, 2, 3)
         for p in ("f32", "f64")
     },
@@ -443,6 +448,12 @@ def _cuda_col2im_cost(spec: ConvSpec, c: dict[str, float]) -> float:
 def _cuda_im2col_weight_cost(spec: ConvSpec, c: dict[str, float]) -> float:
     """backward_weight by im2col: the same columns, contracted with dy instead of w."""
     return _cuda_im2col_cost(spec, c) + prod(spec.y_shape) * spec.dtype.itemsize * c["stream_byte"]
+
+
+def _cuda_separable_cost(spec: ConvSpec, c: dict[str, float]) -> float:
+    from .cuda import separable
+
+    return separable.cost(spec, c)
 
 
 def _cuda_fft_cost(spec: ConvSpec, c: dict[str, float]) -> float:
@@ -609,6 +620,8 @@ for _name, _cost, _exact, _summary, _op_costs in [
     ("fft", _cuda_fft_cost, False, "cuFFT transforms and a spectral-product kernel", ()),
     ("im2col", _cuda_im2col_cost, True, "column matrix in a CUDA kernel times the kernel (cuBLAS)",
      (("backward_data", _cuda_col2im_cost), ("backward_weight", _cuda_im2col_weight_cost))),
+    ("separable", _cuda_separable_cost, False,
+     "a rank-1 kernel as one 1-D CUDA pass per axis (factors found on the host)", ()),
 ]:  # fmt: skip
     register(Algorithm(_name, "cuda", f"gpuconv.cuda.{_name}", _cost, _exact, _summary, _op_costs))
 

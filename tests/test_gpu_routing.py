@@ -306,22 +306,29 @@ def test_gpu_backward_routes():
 def test_registry_by_device():
     assert dispatch.algorithm_names() == dispatch.algorithm_names("cpu")
     assert "overlap_add" in dispatch.algorithm_names()
-    assert dispatch.algorithm_names("cuda") == ["direct", "fft", "im2col"]
-    for name, exact in [("direct", True), ("fft", False), ("im2col", True)]:
+    cuda = dispatch.algorithm_names("cuda")
+    assert set(cuda) == {"direct", "fft", "im2col", "separable"}
+    for name in cuda:
         alg = dispatch.get_algorithm(name, "cuda")
-        assert (alg.device, alg.module, alg.exact) == ("cuda", f"gpuconv.cuda.{name}", exact)
+        assert (alg.device, alg.module) == ("cuda", f"gpuconv.cuda.{name}")
+        assert alg.exact == dispatch.get_algorithm(name).exact  # the CPU twin's exactness
         assert dispatch.get_algorithm(name).device == "cpu"
-    with pytest.raises(ValueError, match="unknown cuda algorithm 'separable'"):
-        dispatch.get_algorithm("separable", "cuda")
+    with pytest.raises(ValueError, match="unknown cuda algorithm 'winograd'"):
+        dispatch.get_algorithm("winograd", "cuda")
     assert set(dispatch.constants("cuda")) >= {"stream_byte", "fft_nlogn_f32", "gemm_mac_f32"}
 
 
-def test_named_cpu_only_method_on_the_gpu(cp, rng):
+def test_named_separable_on_the_gpu(cp, rng):
     a, b = _operands(rng, 2)
-    with pytest.raises(ValueError, match="unknown cuda algorithm 'separable'"):
+    with pytest.raises(ValueError, match="not rank 1"):
         signal.convolve(cp.asarray(a), cp.asarray(b), method="separable")
-    with pytest.raises(ValueError, match="unknown cuda algorithm 'separable'"):
+    with pytest.raises(ValueError, match="not rank 1"):
         nn.conv2d(cp.asarray(a[None, None]), cp.asarray(b[None, None]), algorithm="separable")
+    k = np.outer(rng.standard_normal(3), rng.standard_normal(4))
+    got = signal.convolve(cp.asarray(a), cp.asarray(k), method="separable")
+    assert _is_device(got)
+    assert_conv_equal(_host(got), signal.convolve(a, k), a, k)
+    assert any(name.startswith("sep_pass_") for name, _, _ in cp.launches)
 
 
 # ---------------------------------------------------------------------------------------------

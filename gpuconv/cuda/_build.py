@@ -90,7 +90,7 @@ DIRECT_DTYPES = ("f32", "f64", "c64", "c128", "i64")
 SPECTRAL_DTYPES = ("c64", "c128")
 
 #: kernel name prefixes whose ptxas report must show no spill and no stack frame.
-HOT_KERNEL_PREFIXES = ("direct2d_", "spectral_", "im2col_", "col2im_", "bias_act_")
+HOT_KERNEL_PREFIXES = ("direct2d_", "spectral_", "im2col_", "col2im_", "bias_act_", "sep_pass_")
 
 
 # ---- im2col / col2im (kernels_cuda/im2col.cu) --------------------------------------------------
@@ -112,6 +112,31 @@ def spectral_defines() -> dict:
 def im2col_defines() -> dict:
     """The ``#define``s of the im2col / col2im kernels."""
     return {"IM2COL_BLOCK": IM2COL_BLOCK}
+
+
+# ---- separable passes (kernels_cuda/separable.cu) --------------------------------------------
+#: threads per block of sep_pass_* (both paths).
+SEP_BLOCK = 256
+#: outputs per thread (consecutive along the axis for a middle axis, tpr apart for the last);
+#: SEP_OPT_16 for 16-byte elements (complex128 spilled 16-24 bytes at 4 on sm_80 / sm_90).
+SEP_OPT = 4
+SEP_OPT_16 = 2
+#: bytes of the shared staging buffer of the last-axis path (per block).
+SEP_SMEM_BYTES = 24576
+#: __launch_bounds__ minimum resident blocks per SM (64 registers a thread at 256 threads).
+SEP_MIN_BLOCKS = 4
+SEPARABLE_DTYPES = ("f32", "f64", "c64", "c128")
+
+
+def separable_defines() -> dict:
+    """The ``#define``s of the separable pass kernels."""
+    return {
+        "SEP_BLOCK": SEP_BLOCK,
+        "SEP_OPT": SEP_OPT,
+        "SEP_OPT_16": SEP_OPT_16,
+        "SEP_SMEM_BYTES": SEP_SMEM_BYTES,
+        "SEP_MIN_BLOCKS": SEP_MIN_BLOCKS,
+    }
 
 
 # ---- bias + activation epilogue (kernels_cuda/epilogue.cu) -------------------------------------
@@ -145,6 +170,7 @@ def variants() -> list[tuple[str, dict, list[str]]]:
         )
     )
     out.append(("epilogue.cu", epilogue_defines(), [f"bias_act_{s}" for s in EPILOGUE_DTYPES]))
+    out.append(("separable.cu", separable_defines(), [f"sep_pass_{s}" for s in SEPARABLE_DTYPES]))
     return out
 
 
