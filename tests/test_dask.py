@@ -473,9 +473,8 @@ def test_distributed_conv2d(client, rng):
 
 
 @pytest.mark.gpu
-def test_cupy_chunks_stay_on_the_gpu(device, rng):
-    import cupy
-
+def test_cupy_chunks_stay_on_the_gpu(gpu, rng):
+    cupy = gpu
     a = random_array(rng, (40, 33), np.float32)
     k = random_array(rng, (5, 4), np.float32)
     x = da.from_array(a, chunks=(16, 10)).map_blocks(cupy.asarray)
@@ -497,9 +496,8 @@ def test_cupy_chunks_stay_on_the_gpu(device, rng):
 
 
 @pytest.mark.gpu
-def test_cupy_chunks_conv2d(device, rng):
-    import cupy
-
+def test_cupy_chunks_conv2d(gpu, rng):
+    cupy = gpu
     a = random_array(rng, (6, 3, 16, 16), np.float32)
     w = random_array(rng, (8, 3, 3, 3), np.float32)
     b = random_array(rng, 8, np.float32)

@@ -370,6 +370,21 @@ class FakeKernel:
         emulate(self.module.defines, self.module, grid, block, *args)
 
 
+class FakeDevice:
+    """cupy.cuda.Device(): device 0, usable as a context manager."""
+
+    id = 0
+
+    def __init__(self, *args):
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
 def make_fake_cupy():
     fake = types.ModuleType("cupy")
     fake.__getattr__ = lambda name: getattr(np, name)
@@ -378,7 +393,7 @@ def make_fake_cupy():
     fake.compiled = []
     fake.launches = []
     fake.cuda = types.SimpleNamespace(
-        Device=lambda *a: types.SimpleNamespace(id=0),
+        Device=FakeDevice,
         get_current_stream=lambda: None,
         runtime=types.SimpleNamespace(getDeviceCount=lambda: 1),
         compiler=types.SimpleNamespace(CompileException=FakeCompileError),

@@ -20,7 +20,7 @@ import gpuconv
 from gpuconv import _arrays, dispatch, nn, signal
 from gpuconv.cuda import _loader
 from tests.conftest import assert_conv_equal, random_array
-from tests.test_gpu_infra import make_fake_cupy
+from tests.test_gpu_infra import FakeDevice, make_fake_cupy
 
 
 class DeviceArray(np.ndarray):
@@ -28,6 +28,10 @@ class DeviceArray(np.ndarray):
 
     def get(self):
         return np.array(self)
+
+    @property
+    def device(self):  # cupy.ndarray.device is a cupy.cuda.Device (numpy's is the string 'cpu')
+        return FakeDevice()
 
 
 DeviceArray.__module__ = "cupy"

@@ -34,6 +34,7 @@ FLAGS = ("-std=c++17", "-O1", "-shared", "-fPIC", "-w", "-x", "c++")
 
 _lock = threading.Lock()
 _libs: dict[str, ctypes.CDLL] = {}
+_launch_lock = threading.Lock()
 
 
 def compiler() -> str | None:
@@ -166,7 +167,8 @@ def launch(lib: ctypes.CDLL, name: str, grid, block, args, may_sync: bool) -> No
     argv = (ctypes.c_void_p * len(store))(*(ctypes.addressof(s) for s in store))
     g3 = (ctypes.c_uint * 3)(*grid)
     b3 = (ctypes.c_uint * 3)(*block)
-    err = fn(g3, b3, argv, int(may_sync))
+    with _launch_lock:  # the shim's scheduler, shared memory and thread indices are global
+        err = fn(g3, b3, argv, int(may_sync))
     for g in guarded:
         g.finish()
     if err == 1:
