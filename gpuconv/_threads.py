@@ -1,9 +1,12 @@
 """How many threads one gpuconv call may use on the CPU, per calling thread.
 
-By default a call uses every core (numba's parallel kernels, scipy.fft's ``workers``).  Where
-the caller already runs calls in parallel -- Dask tasks, a thread pool -- that oversubscribes
-the cores; :func:`limit` caps the threads of the calls made inside it, in the calling thread
-only (numba's thread count is thread-local, and so is the budget kept here).
+By default a call uses every core (numba's parallel kernels, scipy.fft's ``workers``, the BLAS
+of im2col's GEMM).  Where the caller already runs calls in parallel -- Dask tasks, a thread
+pool -- that oversubscribes the cores; :func:`limit` caps the threads of the calls made inside
+it, in the calling thread only (numba's thread count is thread-local, and so is the budget kept
+here).  BLAS has one process-wide thread count: while any thread is inside :func:`limit`, BLAS
+runs on the smallest limit in force (through threadpoolctl, when it is installed: the ``dask``
+extra brings it), and gets its own count back when the last one leaves.
 """
 
 from __future__ import annotations
@@ -13,6 +16,30 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 _local = threading.local()
+_blas_lock = threading.Lock()
+_blas_active: list[int] = []  # the limits in force, one entry per thread inside limit()
+_blas_libs: list = []  # [(threadpoolctl's controller of one BLAS library, its own count)]
+_blas_found: list = []  # threadpoolctl's controllers of the BLAS libraries loaded
+_blas_applied: list = [None]  # the cap set on BLAS now (None: its own counts)
+
+
+def _blas_update() -> None:
+    """Cap BLAS at the smallest limit in force, or give it back its own thread count."""
+    want = min(_blas_active) if _blas_active else None
+    if want == _blas_applied[0]:
+        return
+    if want is not None and _blas_applied[0] is None:
+        try:
+            from threadpoolctl import ThreadpoolController
+        except ImportError:  # no threadpoolctl: BLAS keeps its own thread count
+            return
+        if not _blas_found:  # finding the loaded BLAS libraries costs ~2 ms: once
+            ctl = ThreadpoolController().select(user_api="blas")
+            _blas_found.extend(ctl.lib_controllers)
+        _blas_libs[:] = [(lc, lc.get_num_threads()) for lc in _blas_found]
+    for lc, own in _blas_libs:
+        lc.set_num_threads(own if want is None else min(want, own))
+    _blas_applied[0] = want
 
 
 def budget() -> int | None:
@@ -36,8 +63,14 @@ def limit(n: int) -> Iterator[None]:
     old_budget, old_numba = budget(), numba.get_num_threads()
     _local.n = n
     numba.set_num_threads(min(n, old_numba))
+    with _blas_lock:
+        _blas_active.append(n)
+        _blas_update()
     try:
         yield
     finally:
         _local.n = old_budget
         numba.set_num_threads(old_numba)
+        with _blas_lock:
+            _blas_active.remove(n)
+            _blas_update()

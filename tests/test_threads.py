@@ -55,3 +55,21 @@ def test_limit_rejects_bad_values(n):
     with pytest.raises(ValueError, match="positive int"):
         with _threads.limit(n):
             pass
+
+
+def test_limit_caps_blas_while_any_thread_is_inside():
+    threadpoolctl = pytest.importorskip("threadpoolctl", reason="BLAS is capped via threadpoolctl")
+    np.dot(np.ones((4, 4)), np.ones((4, 4)))  # BLAS loaded
+
+    def blas_threads():
+        return {i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"}
+
+    before = blas_threads()
+    if not before:
+        pytest.skip("no BLAS library found by threadpoolctl")
+    with _threads.limit(1):
+        assert blas_threads() == {1}
+        with _threads.limit(1):
+            assert blas_threads() == {1}
+        assert blas_threads() == {1}  # still inside the outer limit
+    assert blas_threads() == before
