@@ -386,9 +386,11 @@ CUDA_CONSTANTS: dict[str, float] = {
     "overhead_separable": 20e-6,
     "separable_launch": 5e-6,
     "separable_factor_slice": 30e-6,
+    # overlap-save: ~20 CuPy calls a run (plans, gathers, transforms, products, scatters)
+    "overhead_overlap_add": 120e-6,
     **{
         _costs.scale_key(a, n, p): 1.0
-        for a in ("direct", "fft", "im2col", "separable")
+        for a in ("direct", "fft", "im2col", "separable", "overlap_add")
         for n in (1, 2, 3)
         for p in ("f32", "f64")
     },
@@ -456,6 +458,12 @@ def _cuda_separable_cost(spec: ConvSpec, c: dict[str, float]) -> float:
     return separable.cost(spec, c)
 
 
+def _cuda_overlap_add_cost(spec: ConvSpec, c: dict[str, float]) -> float:
+    from .cuda import overlap_add
+
+    return overlap_add.cost(spec, c)
+
+
 def _cuda_fft_cost(spec: ConvSpec, c: dict[str, float]) -> float:
     from .cuda import fft
 
@@ -490,7 +498,7 @@ def algorithm_names(device: str = "cpu") -> list[str]:
     >>> algorithm_names()
     ['direct', 'im2col', 'fft', 'overlap_add', 'separable']
     >>> algorithm_names("cuda")
-    ['direct', 'fft', 'im2col']
+    ['direct', 'fft', 'im2col', 'overlap_add', 'separable']
     """
     return [a.name for a in _REGISTRY.values() if a.device == device]
 
@@ -620,6 +628,8 @@ for _name, _cost, _exact, _summary, _op_costs in [
     ("fft", _cuda_fft_cost, False, "cuFFT transforms and a spectral-product kernel", ()),
     ("im2col", _cuda_im2col_cost, True, "column matrix in a CUDA kernel times the kernel (cuBLAS)",
      (("backward_data", _cuda_col2im_cost), ("backward_weight", _cuda_im2col_weight_cost))),
+    ("overlap_add", _cuda_overlap_add_cost, False,
+     "overlap-save: batched cuFFT tiles, gather / scatter kernels, the spectral product", ()),
     ("separable", _cuda_separable_cost, False,
      "a rank-1 kernel as one 1-D CUDA pass per axis (factors found on the host)", ()),
 ]:  # fmt: skip

@@ -23,7 +23,7 @@ from tests.reference import reference
 
 pytestmark = pytest.mark.gpu
 
-ALGORITHMS = ["direct", "fft", "im2col"]
+ALGORITHMS = ["direct", "fft", "im2col", "overlap_add"]
 DTYPES = [np.float32, np.float64, np.complex64, np.complex128, np.int64]
 SENTINEL = np.iinfo(np.int64).min + 7
 

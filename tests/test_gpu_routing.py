@@ -311,7 +311,7 @@ def test_registry_by_device():
     assert dispatch.algorithm_names() == dispatch.algorithm_names("cpu")
     assert "overlap_add" in dispatch.algorithm_names()
     cuda = dispatch.algorithm_names("cuda")
-    assert set(cuda) == {"direct", "fft", "im2col", "separable"}
+    assert set(cuda) == {"direct", "fft", "im2col", "overlap_add", "separable"}
     for name in cuda:
         alg = dispatch.get_algorithm(name, "cuda")
         assert (alg.device, alg.module) == ("cuda", f"gpuconv.cuda.{name}")

@@ -90,7 +90,9 @@ DIRECT_DTYPES = ("f32", "f64", "c64", "c128", "i64")
 SPECTRAL_DTYPES = ("c64", "c128")
 
 #: kernel name prefixes whose ptxas report must show no spill and no stack frame.
-HOT_KERNEL_PREFIXES = ("direct2d_", "spectral_", "im2col_", "col2im_", "bias_act_", "sep_pass_")
+HOT_KERNEL_PREFIXES = (
+    "direct2d_", "spectral_", "im2col_", "col2im_", "bias_act_", "sep_pass_", "tiles_",
+)  # fmt: skip
 
 
 # ---- im2col / col2im (kernels_cuda/im2col.cu) --------------------------------------------------
@@ -139,6 +141,19 @@ def separable_defines() -> dict:
     }
 
 
+# ---- overlap-save tiles (kernels_cuda/tiles.cu) ---------------------------------------------
+#: threads per block of the gather / scatter kernels (bx along the last axis times by rows)
+TILES_THREADS = 256
+#: consecutive rows per thread: the per-plane index arithmetic is amortised over them
+TILES_ROWS = 8
+TILES_DTYPES = DIRECT_DTYPES
+
+
+def tiles_defines() -> dict:
+    """The ``#define``s of the overlap-save gather / scatter kernels."""
+    return {"TILES_THREADS": TILES_THREADS, "TILES_ROWS": TILES_ROWS}
+
+
 # ---- bias + activation epilogue (kernels_cuda/epilogue.cu) -------------------------------------
 EPILOGUE_BLOCK = 256
 EPILOGUE_DTYPES = ("f32", "f64")
@@ -171,6 +186,13 @@ def variants() -> list[tuple[str, dict, list[str]]]:
     )
     out.append(("epilogue.cu", epilogue_defines(), [f"bias_act_{s}" for s in EPILOGUE_DTYPES]))
     out.append(("separable.cu", separable_defines(), [f"sep_pass_{s}" for s in SEPARABLE_DTYPES]))
+    out.append(
+        (
+            "tiles.cu",
+            tiles_defines(),
+            [f"tiles_{k}_{s}" for k in ("gather", "scatter") for s in TILES_DTYPES],
+        )
+    )
     return out
 
 
