@@ -714,7 +714,7 @@ def choose(
     ``exact`` keeps only algorithms that sum exactly (integers beyond float64's 2**53).
 
     >>> from gpuconv._spec import ConvSpec
-    >>> choose(ConvSpec(in_shape=(4096,), kernel_shape=(3,))).algorithm
+    >>> choose(ConvSpec(in_shape=(1024, 1024), kernel_shape=(3, 3))).algorithm
     'direct'
     """
     _check_op(op)
