@@ -1,6 +1,6 @@
 """Quick GPU benchmark: 4096 x 4096 float32 'same' correlation with k x k kernels.
 
-Every gpuconv GPU algorithm beside cupyx.scipy.signal.convolve2d, cupyx.scipy.ndimage.convolve,
+Every gpuconv GPU algorithm (and the dispatcher's choice) beside cupyx.scipy.signal.convolve2d, cupyx.scipy.ndimage.convolve,
 cupyx.scipy.signal.fftconvolve and torch conv2d (when importable).  Each result is checked
 against gpuconv's direct kernel (itself checked against a float64 FFT reference) before anything
 is timed; timing uses CUDA events, the median of 10 runs after warm-up.  Prints one table (ms) and
@@ -26,8 +26,9 @@ def main(argv=None) -> int:
 
     import cupy as cp
 
+    from gpuconv import dispatch
     from gpuconv._spec import ConvSpec
-    from gpuconv.cuda import direct, fft, im2col
+    from gpuconv.cuda import direct, fft, im2col, overlap_add
 
     n = args.n
     ks = [int(k) for k in args.ks.split(",")]
@@ -63,9 +64,11 @@ def main(argv=None) -> int:
         x4, w4 = x[None, None], w[None, None]
         cands = {}
         for name, mod in (("gpuconv.direct", direct), ("gpuconv.fft", fft),
-                          ("gpuconv.im2col", im2col)):  # fmt: skip
+                          ("gpuconv.im2col", im2col), ("gpuconv.overlap_add", overlap_add)):  # fmt: skip
             if mod.supports(spec) is None:
                 cands[name] = lambda mod=mod: mod.run(spec, x4, w4)[0, 0]
+        choice = dispatch.choose(spec, w4, device="cuda").algorithm
+        cands[f"auto ({choice})"] = lambda: dispatch.execute(spec, x4, w4, device="cuda")[0, 0]
         if csig is not None:
             if k <= 15:
                 cands["cupyx convolve2d"] = lambda: csig.convolve2d(x, w, mode="same")
