@@ -463,8 +463,10 @@ __device__ __forceinline__ void direct3d_transposed_body(
     }
 }
 
+// Two resident blocks per SM (128 registers): at four (64) every dtype spilled 16-60 bytes on
+// sm_80 (the three nested source_out loops keep many indices live); ptxas, sm_80 and sm_90.
 #define DEFINE_DIRECT3D_TRANSPOSED(SUFFIX, T)                                                      \
-    extern "C" __global__ void __launch_bounds__(GENERIC_BLOCK, 4) direct3d_transposed_##SUFFIX(  \
+    extern "C" __global__ void __launch_bounds__(GENERIC_BLOCK, 2) direct3d_transposed_##SUFFIX(  \
         const T* __restrict__ dy, const T* __restrict__ w, T* __restrict__ dx, int batch,         \
         int c_in, int c_out, int groups, int D, int H, int W, int OD, int OH, int OW, int kd,     \
         int kh, int kw, int sd, int sh, int sw, int dd, int dh, int dw, int pd, int ph, int pw,   \
