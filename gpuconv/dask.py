@@ -152,38 +152,44 @@ def _valid_swap(s1, s2, axes) -> bool:
 class _Blockwise:
     """The in-memory function applied to one (haloed) chunk: ``func(block, *arrays, **kwargs)``.
 
-    ``arrays`` (kernel, or weight and bias) are host arrays; for a CuPy chunk they are copied to
-    its device once per process and kept (the copies are not pickled to workers).
-    ``slice_axes``: axes along which ``arrays[0]`` has the array's full length (the broadcast
-    axes of ``fftconvolve``), cut to the chunk's extent from ``block_info``.
+    ``arrays`` (kernel, or weight and bias) are host arrays.  They enter the graph once, as one
+    key every task depends on (:attr:`operands`, passed to the task as ``arrays=``), instead of
+    riding inside each task: a distributed scheduler then ships them to a worker once, not once
+    per chunk (a 101x101 float32 kernel made every task 41 KB).  For a CuPy chunk they are copied
+    to its device once per process and kept.  ``slice_axes``: axes along which ``arrays[0]`` has
+    the array's full length (the broadcast axes of ``fftconvolve``), cut to the chunk's extent
+    from ``block_info``.
     """
 
     def __init__(self, func, arrays, kwargs, slice_axes=()):
         self.func = func
-        self.arrays = tuple(arrays)
+        self.operands = dask.delayed(tuple(arrays), pure=True)
         self.kwargs = dict(kwargs)
         self.slice_axes = tuple(slice_axes)
         self._device: dict[int, tuple] = {}
 
-    def __getstate__(self):
+    def __getstate__(self):  # the operands travel as the graph key, the device copies not at all
         state = self.__dict__.copy()
+        state["operands"] = None
         state["_device"] = {}
         return state
 
-    def _arrays_for(self, block):
+    def _arrays_for(self, block, arrays):
         if not _arrays.is_cupy_array(block):
-            return self.arrays
+            return arrays
         dev = block.device.id
-        cached = self._device.get(dev)
-        if cached is None:
+        hit = self._device.get(dev)
+        if hit is None or hit[0] is not arrays:
             cp = _arrays.require_cupy()
             with block.device:
-                cached = tuple(None if a is None else cp.asarray(a) for a in self.arrays)
-            self._device[dev] = cached
-        return cached
+                copies = tuple(None if a is None else cp.asarray(a) for a in arrays)
+            hit = self._device[dev] = (arrays, copies)
+        return hit[1]
 
-    def __call__(self, block, block_info=None):
-        arrays = self._arrays_for(block)
+    def __call__(self, block, block_info=None, arrays=None):
+        if arrays is None:
+            raise RuntimeError("gpuconv.dask: a chunk task was built without its operands")
+        arrays = self._arrays_for(block, arrays)
         if self.slice_axes:
             loc = block_info[0]["array-location"]
             k = arrays[0]
@@ -197,6 +203,13 @@ class _Blockwise:
         # else every chunk's FFT and numba kernels would claim every core
         with _threads.limit(1):
             return self.func(block, *arrays, **self.kwargs)
+
+
+def _operands(block) -> dict:
+    """The ``arrays=`` keyword of a chunk task: the operands' graph key (see _Blockwise)."""
+    while not isinstance(block, _Blockwise):
+        block = block.inner
+    return {"arrays": block.operands}
 
 
 def _multiply(a, b):
@@ -357,6 +370,7 @@ def _map_halo(fn: str, x: da.Array, plans, block, dtype, kind="fill", fill=0) ->
         chunks=tuple(out),
         dtype=dtype,
         meta=_meta(x, x.ndim, dtype),
+        **_operands(block),
     )
 
 
@@ -369,7 +383,7 @@ class _EdgePad:
     def __init__(self, inner, pads, fill):
         self.inner, self.pads, self.fill = inner, dict(pads), fill
 
-    def __call__(self, block, block_info=None):
+    def __call__(self, block, block_info=None, **kw):
         info = block_info[0]
         loc, num = info["chunk-location"], info["num-chunks"]
         widths = [(0, 0)] * block.ndim
@@ -378,7 +392,7 @@ class _EdgePad:
         if any(w != (0, 0) for w in widths):
             xp = _arrays.xp_of(block)
             block = xp.pad(block, widths, mode="constant", constant_values=self.fill)
-        return self.inner(block, block_info=block_info)
+        return self.inner(block, block_info=block_info, **kw)
 
 
 def _whole_axes(fn: str, x: da.Array, axes, out_len, block, dtype) -> da.Array:
@@ -396,7 +410,14 @@ def _whole_axes(fn: str, x: da.Array, axes, out_len, block, dtype) -> da.Array:
     chunks = list(x.chunks)
     for ax, n in zip(axes, out_len):
         chunks[ax] = (n,)
-    return da.map_blocks(block, x, chunks=tuple(chunks), dtype=dtype, meta=_meta(x, x.ndim, dtype))
+    return da.map_blocks(
+        block,
+        x,
+        chunks=tuple(chunks),
+        dtype=dtype,
+        meta=_meta(x, x.ndim, dtype),
+        **_operands(block),
+    )
 
 
 def _stand_in(func, x: da.Array, w, **kwargs) -> da.Array:
@@ -564,7 +585,9 @@ def _fft_front(fn, in1, in2, mode, axes, func):
     if not conv:
         dtype = np.result_type(x.dtype, w.dtype)
         block = _Blockwise(_multiply, (w,), {}, slice_axes)
-        return da.map_blocks(block, x, dtype=dtype, meta=_meta(x, x.ndim, dtype))
+        return da.map_blocks(
+            block, x, dtype=dtype, meta=_meta(x, x.ndim, dtype), **_operands(block)
+        )
     pshape = tuple(2 if i in conv else 1 for i in range(x.ndim))
     pw = w[tuple(slice(None) if i in conv else slice(0, 1) for i in range(x.ndim))]
     dtype = _probe(func, np.zeros(pshape, x.dtype), pw, mode="full", axes=conv).dtype
@@ -646,8 +669,9 @@ def _conv_batch(nd, input, weight, bias, stride, padding, dilation, groups, padd
     block = _Blockwise(func, (w, b), kw)
     chunks = (x.chunks[0],) + tuple((s,) for s in probe.shape[1:])
     y = da.map_blocks(
-        block, x, chunks=chunks, dtype=probe.dtype, meta=_meta(x, x.ndim, probe.dtype)
-    )
+        block, x, chunks=chunks, dtype=probe.dtype, meta=_meta(x, x.ndim, probe.dtype),
+        **_operands(block),
+    )  # fmt: skip
     return y[0] if unbatched else y
 
 

@@ -506,3 +506,20 @@ def test_cupy_chunks_conv2d(gpu, rng):
     out = y.compute(scheduler=THREADS)
     assert isinstance(out, cupy.ndarray)
     assert_conv_equal(out.get(), gpuconv.conv2d(a, w, b, padding=1), a, w)
+
+
+def test_the_kernel_is_one_graph_key_not_a_copy_per_task(rng):
+    """A distributed scheduler ships each task's spec to a worker: the kernel must be a
+    dependency (one key, fetched once per worker), not pickled into every chunk's task."""
+    cloudpickle = pytest.importorskip("cloudpickle")
+    a = random_array(rng, (96, 96), np.float32)
+    x = da.from_array(a, chunks=24)
+    k = random_array(rng, (41, 41), np.float32)
+    for name, kw in [("convolve", dict(mode="same")), ("convolve2d", dict(boundary="symm")),
+                     ("fftconvolve", dict(mode="full"))]:  # fmt: skip
+        y = getattr(gd, name)(x, k, **kw)
+        sizes = sorted(len(cloudpickle.dumps(t)) for t in dict(y.__dask_graph__()).values())
+        # one key holds the kernel; every chunk's task only refers to it
+        assert sum(size >= k.nbytes for size in sizes) == 1, (name, sizes[-3:])
+        want = getattr(gpuconv, name)(a, k, **kw)
+        assert_conv_equal(y.compute(scheduler=THREADS), want, a, k)
