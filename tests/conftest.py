@@ -130,7 +130,7 @@ def gpu(request, monkeypatch):
         yield cupy
         return
     request.getfixturevalue("host_kernels")
-    from tests.test_gpu_routing import make_routing_cupy
+    from tests.fake_cupy import make_routing_cupy
 
     fake = make_routing_cupy()
     monkeypatch.setitem(sys.modules, "cupy", fake)

@@ -1,6 +1,6 @@
 """``gpuconv bench``: the report's numbers and files, on tiny problems (performance is never
-asserted).  The GPU path runs on the fake CuPy of tests/test_gpu_routing.py (kernel emulators,
-host timers standing in for CUDA events): that checks its structure, not the GPU."""
+asserted).  The GPU path runs on the fake CuPy of tests/fake_cupy.py (the kernel sources compiled
+for the CPU, host timers standing in for CUDA events): that checks its structure, not the GPU."""
 
 from __future__ import annotations
 
@@ -347,7 +347,7 @@ def test_cli_bench_tiny(monkeypatch, tmp_path, capsys, fixed_rates):
 
 
 def _fake_cupy_with_events(monkeypatch):
-    from tests.test_gpu_routing import make_routing_cupy
+    from tests.fake_cupy import make_routing_cupy
 
     fake = make_routing_cupy()
 

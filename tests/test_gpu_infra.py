@@ -3,41 +3,31 @@
 * gpuconv._arrays: which module an input belongs to, the mixed-input error, require_cupy's errors.
 * gpuconv.cuda._loader: the compiled text, the cache key, the compile-error message.
 * importing gpuconv.cuda.* imports no CuPy.
-* The whole host path of every GPU algorithm against a *fake* CuPy: NumPy arrays stand in for
-  device arrays, and each kernel launch is checked against the kernel's C signature parsed from
-  the real source (argument count, pointer dtypes, np.int32 / np.int64 scalars exactly) and
-  against its grid/block contract, then emulated in NumPy from what the CUDA code computes,
-  writing only the outputs its grid covers.  Outputs are poisoned first, so an unwritten element
-  or a wrong argument fails.  This does not test the CUDA code itself (tests/test_gpu.py does,
-  on a GPU).
+* The kernel signatures parsed from the CUDA sources.
+* The whole host path of every GPU algorithm against the fake CuPy of tests/fake_cupy.py: NumPy
+  arrays stand in for device arrays, each kernel launch is checked against the kernel's C
+  signature (argument count, pointer dtypes, np.int32 / np.int64 scalars exactly) and then runs
+  the real kernel source compiled for the CPU (tests/cuda_host).  Outputs are poisoned first, so
+  an element no launch writes, a wrong argument or a short grid fails.  Races, warp semantics and
+  speed need a GPU (tests/test_gpu.py, ci/gpu-check); without a host C++ compiler the launching
+  tests skip.
 """
 
 from __future__ import annotations
 
-import ctypes
-import math
-import os
-import re
 import subprocess
 import sys
 import types
 
 import numpy as np
 import pytest
-from numpy.lib.stride_tricks import sliding_window_view
 
 from gpuconv import _arrays, _kernels
 from gpuconv._spec import ConvSpec
 from gpuconv.cuda import _build, _loader
-from tests import cuda_host
 from tests.conftest import assert_conv_equal, random_array
+from tests.fake_cupy import kernel_signatures, make_fake_cupy, poison
 from tests.reference import reference
-
-#: launches run the real kernel sources compiled for the CPU (tests/cuda_host) when a host C++
-#: compiler exists; GPUCONV_FAKE_KERNELS=emulate runs the NumPy emulators below instead
-HOST_KERNELS = (
-    os.environ.get("GPUCONV_FAKE_KERNELS", "host") == "host" and cuda_host.compiler() is not None
-)
 
 # ---------------------------------------------------------------------------------------------
 # _arrays
@@ -225,39 +215,6 @@ def test_launch_checks_limits():
 # ---------------------------------------------------------------------------------------------
 # kernel signatures parsed from the CUDA sources
 
-_CTYPES = {
-    "float": np.float32,
-    "double": np.float64,
-    "float2": np.complex64,
-    "double2": np.complex128,
-    "long long": np.int64,
-    "int": np.int32,
-}
-
-
-def _param_type(param: str, T: str) -> tuple[str, bool]:
-    p = re.sub(r"\bT\b", T, param)
-    p = p.replace("__restrict__", "").replace("const", "")
-    ptr = "*" in p
-    p = p.replace("*", " ")
-    words = p.split()[:-1]  # drop the parameter name
-    return " ".join(words), ptr
-
-
-def kernel_signatures(code: str) -> dict[str, list[tuple[str, bool]]]:
-    """{kernel: [(C base type, is_pointer), ...]} of every extern "C" kernel defined through a
-    ``#define DEFINE_X(SUFFIX, T)`` macro instantiated as ``DEFINE_X(suffix, type)``."""
-    text = re.sub(r"\\\n", " ", code)
-    sigs = {}
-    for m in re.finditer(r"^#define\s+(DEFINE_\w+)\(SUFFIX,\s*T\)(.*)$", text, re.M):
-        macro, body = m.group(1), m.group(2)
-        for inst in re.finditer(rf"^\s*{macro}\((\w+),\s*([\w ]+?)\)\s*$", text, re.M):
-            suffix, T = inst.group(1), inst.group(2).strip()
-            for km in re.finditer(r"(\w+)##SUFFIX\s*\(([^)]*)\)", body):
-                params = [p.strip() for p in km.group(2).split(",")]
-                sigs[km.group(1) + suffix] = [_param_type(p, T) for p in params]
-    return sigs
-
 
 def test_signature_parser_reads_known_kernels():
     sigs = kernel_signatures(_loader.assemble_source("spectral.cu", _build.spectral_defines()))
@@ -273,267 +230,6 @@ def test_signature_parser_reads_known_kernels():
         ("long long", False),
     ]
     assert len(d["direct3d_generic_f32"]) == 29
-
-
-# ---------------------------------------------------------------------------------------------
-# the fake CuPy
-
-
-class FakeCompileError(Exception):
-    def get_message(self):
-        return str(self)
-
-
-def _header_defines(code: str) -> dict[str, int]:
-    out = {}
-    for line in code.splitlines():
-        m = re.match(r"#define (\w+) (-?\d+)$", line)
-        if not m:
-            break
-        out[m.group(1)] = int(m.group(2))
-    return out
-
-
-class FakePtr:
-    def __init__(self, buf: bytearray):
-        self.buf = buf
-
-    def copy_from_device_async(self, src, size, stream=None):
-        data = bytes(src)[:size]
-        assert size <= len(self.buf), "constant buffer overflow"
-        self.buf[:size] = data
-
-
-class HostPtr:
-    """``module.get_global(name)`` of a host-compiled module: writes the library's symbol."""
-
-    def __init__(self, lib, name):
-        self.address = cuda_host.symbol_address(lib, name)
-
-    def copy_from_device_async(self, src, size, stream=None):
-        data = np.ascontiguousarray(src).view(np.uint8).reshape(-1)[:size]
-        ctypes.memmove(self.address, data.ctypes.data, size)
-
-
-class FakeModule:
-    def __init__(self, fake, code, options):
-        self.fake, self.code, self.options = fake, code, tuple(options)
-        self.defines = _header_defines(code)
-        self.sigs = kernel_signatures(code)
-        self.const = bytearray(8 * self.defines.get("MAX_FILTER", 4096))
-        self.lib = None
-        fake.compiled.append(self)
-
-    def host_lib(self):
-        """The source compiled for the CPU (tests/cuda_host), once per module."""
-        if self.lib is None:
-            incs = [o[2:] for o in self.options if o.startswith("-I")]
-            self.lib = cuda_host.build(self.code, incs)
-        return self.lib
-
-    def get_function(self, name):
-        if "this is not C++" in self.code:
-            raise FakeCompileError("fake NVRTC log: error: expected a ';'")
-        if name not in self.sigs:
-            raise RuntimeError(f"CUDA_ERROR_NOT_FOUND: {name}")
-        return FakeKernel(self, name, self.sigs[name])
-
-    def get_global(self, name):
-        assert name == "c_filter"
-        if HOST_KERNELS:
-            return HostPtr(self.host_lib(), name)
-        return FakePtr(self.const)
-
-
-class FakeKernel:
-    def __init__(self, module, name, sig):
-        self.module, self.name, self.sig = module, name, sig
-
-    def __call__(self, grid, block, args):
-        assert len(grid) == 3 and len(block) == 3
-        assert all(type(v) is int for v in grid + block), (grid, block)
-        assert len(args) == len(self.sig), (self.name, len(args), len(self.sig))
-        for i, ((ctype, ptr), a) in enumerate(zip(self.sig, args)):
-            if ptr:
-                assert a is None or isinstance(a, np.ndarray), (self.name, i, type(a))
-                if a is not None:
-                    assert a.dtype == _CTYPES[ctype], (self.name, i, a.dtype, ctype)
-                    assert a.flags.c_contiguous, (self.name, i)
-            else:
-                assert type(a) is _CTYPES[ctype], (self.name, i, type(a), ctype)
-        self.module.fake.launches.append((self.name, grid, block))
-        if HOST_KERNELS:
-            lib = self.module.host_lib()
-            cuda_host.launch(lib, self.name, grid, block, args, "__syncthreads" in self.module.code)
-            return
-        emulate = EMULATORS[self.name.rsplit("_", 1)[0]]
-        emulate(self.module.defines, self.module, grid, block, *args)
-
-
-class FakeDevice:
-    """cupy.cuda.Device(): device 0, usable as a context manager."""
-
-    id = 0
-
-    def __init__(self, *args):
-        pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-
-def make_fake_cupy():
-    fake = types.ModuleType("cupy")
-    fake.__getattr__ = lambda name: getattr(np, name)
-    fake.ndarray = np.ndarray
-    fake.fft = np.fft
-    fake.compiled = []
-    fake.launches = []
-    fake.cuda = types.SimpleNamespace(
-        Device=FakeDevice,
-        get_current_stream=lambda: None,
-        runtime=types.SimpleNamespace(getDeviceCount=lambda: 1),
-        compiler=types.SimpleNamespace(CompileException=FakeCompileError),
-    )
-    fake.RawModule = lambda code, options=(): FakeModule(fake, code, options)
-    return fake
-
-
-# ---- emulators: what each CUDA kernel computes, read off its source ---------------------------
-
-
-def _opt(defs, dtype):
-    size = np.dtype(dtype).itemsize
-    if size >= 16:
-        return defs["OUT_PER_THREAD_16"]
-    return defs["OUT_PER_THREAD_8"] if size >= 8 else defs["OUT_PER_THREAD"]
-
-
-def _emu_direct2d(defs, module, grid, block, x, w, y, planes, H, W, OH, OW, pt, pl, channels):
-    kh, kw, tw, th = defs["KH"], defs["KW"], defs["TILE_W"], defs["TILE_H"]
-    assert block == (tw, th // _opt(defs, y.dtype), 1)
-    assert grid[2] <= 65535
-    planes, H, W, OH, OW, pt, pl = map(int, (planes, H, W, OH, OW, pt, pl))
-    xs = x.reshape(-1)[: planes * H * W].reshape(planes, H, W)
-    ys = y.reshape(-1)[: planes * OH * OW].reshape(planes, OH, OW)
-    if w is None:
-        f = np.frombuffer(bytes(module.const), dtype=y.dtype, count=kh * kw).reshape(1, kh, kw)
-    else:
-        f = w.reshape(-1)[: int(channels) * kh * kw].reshape(int(channels), kh, kw)
-    ph = max(0, OH + kh - 1 - H - pt)
-    pw = max(0, OW + kw - 1 - W - pl)
-    xp = np.pad(xs, ((0, 0), (pt, ph), (pl, pw)))
-    win = sliding_window_view(xp, (kh, kw), axis=(1, 2))[:, :OH, :OW]
-    fp = f[np.arange(planes) % f.shape[0]]
-    res = np.einsum("pabij,pij->pab", win, fp)
-    oy, ox = min(OH, grid[1] * th), min(OW, grid[0] * tw)  # what the grid covers
-    ys[:, :oy, :ox] = res[:, :oy, :ox]
-
-
-def _emu_generic(defs, module, grid, block, x, w, y, *ints):
-    assert block[0] * block[1] * block[2] <= defs["GENERIC_BLOCK"]
-    (b, ci, co, g, D, H, W, OD, OH, OW, kd, kh, kw, sd, sh, sw, dd, dh, dw, pd, ph, pw, flip) = map(
-        int, ints
-    )
-    n_in, outs, ks = (D, H, W), (OD, OH, OW), (kd, kh, kw)
-    st, dl, pads = (sd, sh, sw), (dd, dh, dw), (pd, ph, pw)
-    hi = tuple(
-        max(0, (o - 1) * s + (k - 1) * d + 1 - n - p)
-        for n, o, k, s, d, p in zip(n_in, outs, ks, st, dl, pads)
-    )
-    spec = ConvSpec(
-        in_shape=n_in, kernel_shape=ks, batch=b, c_in=ci, c_out=co, groups=g, stride=st,
-        dilation=dl, pad_lo=pads, pad_hi=hi, flip=bool(flip), dtype=y.dtype,
-    )  # fmt: skip
-    xr = x.reshape(spec.x_shape)
-    wr = w.reshape(spec.w_shape)
-    res = reference(spec, xr, wr)[:, :, :OD, :OH, :OW]
-    y.reshape(b, co, OD, OH, OW)[...] = res.astype(y.dtype)
-
-
-def _emu_spectral(defs, module, grid, block, X, Wt, Y, F, nb, ci, co, g):
-    assert block[0] * block[1] * block[2] <= defs["SPECTRAL_BLOCK"]
-    F, nb, ci, co, g = map(int, (F, nb, ci, co, g))
-    cig, cog = ci // g, co // g
-    Xr = X.reshape(nb, g, cig, F)
-    Wr = Wt.reshape(g, cog, cig, F)
-    res = np.einsum("ngcf,gocf->ngof", Xr, Wr).reshape(nb, co, F)
-    fmax = min(F, grid[0] * block[0])  # no grid stride along f
-    Y.reshape(nb, co, F)[:, :, :fmax] = res[:, :, :fmax]
-
-
-def _geometry(ints):
-    D, H, W, OD, OH, OW, kd, kh, kw, sd, sh, sw, dd, dh, dw, pd, ph, pw = map(int, ints)
-    return (D, H, W), (OD, OH, OW), (kd, kh, kw), (sd, sh, sw), (dd, dh, dw), (pd, ph, pw)
-
-
-def _taps_index(n_in, outs, ks, st, dl, pads):
-    """For every tap (K) and output (P): the flat input index, and whether it is in range."""
-    grids = np.meshgrid(*[np.arange(k) for k in ks], indexing="ij")
-    ogrids = np.meshgrid(*[np.arange(o) for o in outs], indexing="ij")
-    ok = np.ones((math.prod(ks), math.prod(outs)), dtype=bool)
-    flat = np.zeros(ok.shape, dtype=np.int64)
-    for a in range(3):
-        idx = ogrids[a].reshape(1, -1) * st[a] + grids[a].reshape(-1, 1) * dl[a] - pads[a]
-        ok &= (idx >= 0) & (idx < n_in[a])
-        flat = flat * n_in[a] + np.clip(idx, 0, n_in[a] - 1)
-    return flat, ok
-
-
-def _emu_im2col(defs, module, grid, block, x, col, rows, *ints):
-    assert block[0] * block[1] * block[2] <= defs["IM2COL_BLOCK"]
-    n_in, outs, ks, st, dl, pads = _geometry(ints)
-    K, P = math.prod(ks), math.prod(outs)
-    planes = int(rows) // K
-    flat, ok = _taps_index(n_in, outs, ks, st, dl, pads)
-    xs = x.reshape(-1)[: planes * math.prod(n_in)].reshape(planes, -1)
-    vals = np.where(ok[None], xs[:, flat], 0)
-    col.reshape(-1)[: planes * K * P] = vals.reshape(-1)
-
-
-def _emu_col2im(defs, module, grid, block, col, x, planes, *ints):
-    assert block[0] * block[1] * block[2] <= defs["IM2COL_BLOCK"]
-    n_in, outs, ks, st, dl, pads = _geometry(ints)
-    K, P = math.prod(ks), math.prod(outs)
-    planes = int(planes)
-    flat, ok = _taps_index(n_in, outs, ks, st, dl, pads)
-    cs = col.reshape(-1)[: planes * K * P].reshape(planes, K, P)
-    acc = np.zeros((planes, math.prod(n_in)), dtype=x.dtype)
-    for pl in range(planes):
-        np.add.at(acc[pl], flat[ok], cs[pl][ok])
-    x.reshape(-1)[: acc.size] = acc.reshape(-1)
-
-
-def _emu_bias_act(defs, module, grid, block, y, bias, planes, channels, spatial, act, slope):
-    assert block[0] * block[1] * block[2] <= defs["EPILOGUE_BLOCK"]
-    from gpuconv import _epilogue
-
-    y2 = y.reshape(int(planes), int(spatial))
-    if bias is not None:
-        y2 += np.tile(bias, int(planes) // int(channels))[:, None]
-    names = {v: k for k, v in _epilogue.ACTIVATIONS.items()}
-    name = names.get(int(act))
-    if name == "relu":
-        y2[y2 < 0] = 0
-    elif name == "leaky_relu":
-        y2[y2 < 0] *= slope
-    elif name == "sigmoid":
-        y2[...] = 1 / (1 + np.exp(-y2))
-    elif name == "tanh":
-        y2[...] = np.tanh(y2)
-
-
-EMULATORS = {
-    "bias_act": _emu_bias_act,
-    "direct2d": _emu_direct2d,
-    "direct3d_generic": _emu_generic,
-    "spectral": _emu_spectral,
-    "im2col": _emu_im2col,
-    "col2im": _emu_col2im,
-}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -566,16 +262,10 @@ def fake_cupy(monkeypatch):
     _loader.clear_cache()
 
 
-def _poison(spec):
-    if spec.dtype.kind == "i":
-        return np.full(spec.y_shape, np.iinfo(np.int64).min + 7, dtype=spec.dtype)
-    return np.full(spec.y_shape, np.nan, dtype=spec.dtype)
-
-
 def _check_alg(module, spec, rng, **budget):
     x = random_array(rng, spec.x_shape, spec.dtype)
     w = random_array(rng, spec.w_shape, spec.dtype)
-    out = _poison(spec)
+    out = poison(spec)
     y = module.run(spec, x, w, out=out)
     assert y is out
     assert_conv_equal(y, reference(spec, x, w).astype(spec.dtype), x, w)

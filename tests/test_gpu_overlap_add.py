@@ -1,9 +1,10 @@
 """gpuconv.cuda.overlap_add (GPU overlap-save): host code against the fake CuPy, plan and cost
 sanity, and one test on a real device (skipped without one).
 
-The fake (tests/test_gpu_infra.py) checks every launch against the kernel's C signature parsed
-from kernels_cuda/tiles.cu and runs a NumPy emulator of the kernel that writes only what the
-launch grid covers; outputs are poisoned first, so an element no launch writes fails.
+The fake (tests/fake_cupy.py) checks every launch against the kernel's C signature parsed from
+kernels_cuda/tiles.cu and runs the real kernel source compiled for the CPU (tests/cuda_host);
+outputs are poisoned first, so an element no launch writes, a wrong argument or a short grid
+fails.
 """
 
 from __future__ import annotations
@@ -22,103 +23,18 @@ from gpuconv.cuda import _build, _loader
 from gpuconv.cuda import fft as cuda_fft
 from gpuconv.cuda import overlap_add as oa
 from tests.conftest import assert_conv_equal, random_array
+from tests.fake_cupy import kernel_signatures, make_fake_cupy, poison
 from tests.reference import reference
-from tests.test_gpu_infra import EMULATORS, _poison, kernel_signatures, make_fake_cupy
 
 TILES_KERNELS = next(v for v in _build.variants() if v[0] == "tiles.cu")[2]
 
 DTYPES = [np.float32, np.float64, np.complex64, np.complex128, np.int64]
-
-# ---------------------------------------------------------------------------------------------
-# emulators of kernels_cuda/tiles.cu: what the CUDA code computes, written where the grid reaches
-
-
-def _item(first_n, first_t, it, T):
-    u = first_t + it
-    nt = math.prod(T)
-    n = first_n + u // nt
-    return n, np.unravel_index(u % nt, T)
-
-
-def _check_block(defs, grid, block):
-    assert block[2] == 1 and block[0] % 32 == 0, block
-    assert block[0] * block[1] <= defs["TILES_THREADS"], block
-    assert 1 <= grid[1] <= 65535 and 1 <= grid[2] <= 65535, grid
-
-
-def _emu_tiles_gather(defs, module, grid, block, x, tiles, first_n, first_t, nitems, c_in, *ints):
-    _check_block(defs, grid, block)
-    first_n, first_t, nitems, c_in = map(int, (first_n, first_t, nitems, c_in))
-    v = [int(i) for i in ints]
-    T, N, P, L, B = (tuple(v[3 * k : 3 * k + 3]) for k in range(5))
-    assert 0 <= first_t < math.prod(T)
-    xs = x.reshape((-1, c_in) + N)
-    ts = tiles.reshape(-1)[: nitems * c_in * math.prod(L)].reshape((nitems, c_in) + L)
-    width = min(L[2], grid[0] * block[0])  # no grid stride along x
-    for it in range(nitems):
-        n, t = _item(first_n, first_t, it, T)
-        idx = [int(t[a]) * B[a] + np.arange(L[a]) - P[a] for a in range(3)]
-        ok = [(i >= 0) & (i < N[a]) for a, i in enumerate(idx)]
-        src = xs[n][(slice(None),) + np.ix_(*[np.clip(i, 0, N[a] - 1) for a, i in enumerate(idx)])]
-        mask = ok[0][:, None, None] & ok[1][None, :, None] & ok[2][None, None, :]
-        vals = np.where(mask[None], src, 0).astype(tiles.dtype)
-        ts[it, ..., :width] = vals[..., :width]
-
-
-def _finish(v, b, act, slope, ydtype):
-    if ydtype == np.int64:  # yt is float64: rint, then the bias modulo 2^64
-        r = np.rint(v).astype(np.int64)
-        return r if b is None else r + b
-    v = v.astype(ydtype)
-    if b is not None:
-        v = v + b
-    if ydtype.kind == "f" and act:
-        s = ydtype.type(slope)
-        with np.errstate(over="ignore", invalid="ignore"):
-            if act == 1:
-                v = np.where(v < 0, ydtype.type(0), v)
-            elif act == 2:
-                v = np.where(v < 0, v * s, v)
-            elif act == 3:
-                v = ydtype.type(1) / (ydtype.type(1) + np.exp(-v))
-            elif act == 4:
-                v = np.tanh(v)
-    return v.astype(ydtype)
-
-
-def _emu_tiles_scatter(defs, module, grid, block, yt, y, bias, first_n, first_t, nitems, c_out,
-                       *rest):  # fmt: skip
-    _check_block(defs, grid, block)
-    first_n, first_t, nitems, c_out = map(int, (first_n, first_t, nitems, c_out))
-    v = [int(i) for i in rest[:15]]
-    act, slope = int(rest[15]), float(rest[16])
-    T, L, B, O, S = (tuple(v[3 * k : 3 * k + 3]) for k in range(5))
-    assert 0 <= first_t < math.prod(T)
-    E = tuple(-(-b // s) for b, s in zip(B, S))
-    width = min(E[2], grid[0] * block[0])  # no grid stride along x
-    ys = y.reshape((-1, c_out) + O)
-    yts = yt.reshape(-1)[: nitems * c_out * math.prod(L)].reshape((nitems, c_out) + L)
-    for it in range(nitems):
-        n, t = _item(first_n, first_t, it, T)
-        ps, offs = [], []
-        for a in range(3):
-            ta = int(t[a])
-            first = -(-(ta * B[a]) // S[a])
-            p = first + np.arange(E[a] if a < 2 else width)
-            p = p[(p < O[a]) & (p * S[a] < (ta + 1) * B[a])]
-            ps.append(p)
-            offs.append(p * S[a] - ta * B[a])
-        vals = yts[it][(slice(None),) + np.ix_(*offs)]
-        b = None if bias is None else bias.reshape(-1, 1, 1, 1)
-        ys[n][(slice(None),) + np.ix_(*ps)] = _finish(vals, b, act, slope, y.dtype)
 
 
 @pytest.fixture
 def fake_cupy(monkeypatch):
     fake = make_fake_cupy()
     monkeypatch.setitem(sys.modules, "cupy", fake)
-    monkeypatch.setitem(EMULATORS, "tiles_gather", _emu_tiles_gather)
-    monkeypatch.setitem(EMULATORS, "tiles_scatter", _emu_tiles_scatter)
     _loader.clear_cache()
     yield fake
     _loader.clear_cache()
@@ -187,7 +103,7 @@ def _run_checked(spec, rng, **epi):
     x = random_array(rng, spec.x_shape, spec.dtype)
     w = random_array(rng, spec.w_shape, spec.dtype)
     want = reference(spec, x, w).astype(spec.dtype)
-    out = _poison(spec)
+    out = poison(spec)
     y = oa.run(spec, x, w, out=out, **epi)
     assert y is out
     return x, w, y, want
@@ -444,7 +360,7 @@ def test_gpu_overlap_save_matches_cpu(device, rng, monkeypatch):
         monkeypatch.setattr(oa, "MEMORY_BUDGET", 3 * oa.item_bytes(spec, oa.plan(spec)))
         x = random_array(rng, spec.x_shape, spec.dtype)
         w = random_array(rng, spec.w_shape, spec.dtype)
-        out = cp.asarray(_poison(spec))
+        out = cp.asarray(poison(spec))
         y = oa.run(spec, cp.asarray(x), cp.asarray(w), out=out)
         assert y is out
         got = cp.asnumpy(y)

@@ -1,11 +1,11 @@
 """Routing of the public fronts onto the GPU (``device=`` and CuPy inputs), without a GPU.
 
-The fake CuPy of tests/test_gpu_infra.py (NumPy arrays as device arrays, kernel launches checked
-against the CUDA signatures and emulated) is extended here so that its arrays *look like* CuPy
-arrays to gpuconv (an ndarray subclass whose class lives in module ``cupy``): every array the fake
-module returns is one, and ``asnumpy``/``.get()`` give plain NumPy arrays back.  That checks which
-way a call goes and what type comes back; the numbers come from the kernel emulators, so it does
-not test the CUDA code (the ``gpu``-marked tests at the end do, on a GPU).
+The fake CuPy of tests/fake_cupy.py (``make_routing_cupy``: NumPy arrays as device arrays, an
+ndarray subclass whose class lives in module ``cupy`` so gpuconv takes it for a CuPy array) is
+installed: every array the fake module returns is one, and ``asnumpy``/``.get()`` give plain NumPy
+arrays back.  That checks which way a call goes and what type comes back; the kernel launches run
+the real kernel sources compiled for the CPU (tests/cuda_host), so the numbers are the device
+code's too.  Races and speed need a GPU (the ``gpu``-marked tests at the end, ci/gpu-check).
 """
 
 from __future__ import annotations
@@ -20,43 +20,7 @@ import gpuconv
 from gpuconv import _arrays, dispatch, nn, signal
 from gpuconv.cuda import _loader
 from tests.conftest import assert_conv_equal, random_array
-from tests.test_gpu_infra import FakeDevice, make_fake_cupy
-
-
-class DeviceArray(np.ndarray):
-    """A NumPy array that gpuconv takes for a CuPy array."""
-
-    def get(self):
-        return np.array(self)
-
-    @property
-    def device(self):  # cupy.ndarray.device is a cupy.cuda.Device (numpy's is the string 'cpu')
-        return FakeDevice()
-
-
-DeviceArray.__module__ = "cupy"
-DeviceArray.__qualname__ = DeviceArray.__name__ = "ndarray"
-
-
-def _dev(v):
-    if isinstance(v, np.ndarray) and not isinstance(v, DeviceArray):
-        return v.view(DeviceArray)
-    return v
-
-
-def make_routing_cupy():
-    fake = make_fake_cupy()
-
-    def module_getattr(name):
-        f = getattr(np, name)
-        if callable(f) and not isinstance(f, type):
-            return lambda *a, **k: _dev(f(*a, **k))
-        return f
-
-    fake.__getattr__ = module_getattr
-    fake.ndarray = DeviceArray
-    fake.asnumpy = lambda a: np.array(a)
-    return fake
+from tests.fake_cupy import make_routing_cupy
 
 
 @pytest.fixture

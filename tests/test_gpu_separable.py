@@ -1,10 +1,10 @@
-"""gpuconv.cuda.separable: the host side against the fake CuPy of tests/test_gpu_infra.py (no GPU
+"""gpuconv.cuda.separable: the host side against the fake CuPy of tests/fake_cupy.py (no GPU
 needed), and the real kernels against the CPU algorithm on a device (skipped without one).
 
 The fake checks every ``sep_pass_*`` launch against the C signature parsed from
-kernels_cuda/separable.cu and emulates it in NumPy from what the CUDA code computes, writing only
-the outputs its flat block list covers; outputs are poisoned (NaN) first, so an unwritten element,
-a wrong plane mapping, filter, padding or accumulation fails the comparison with the reference.
+kernels_cuda/separable.cu and runs the real kernel source compiled for the CPU (tests/cuda_host);
+outputs are poisoned (NaN) first, so an unwritten element, a wrong plane mapping, filter, padding
+or accumulation, or a short grid fails the comparison with the reference.
 """
 
 from __future__ import annotations
@@ -20,112 +20,17 @@ from gpuconv._spec import ConvSpec
 from gpuconv.cpu import separable as cpu_separable
 from gpuconv.cuda import _build, _loader
 from gpuconv.cuda import separable as sep
-from tests import test_gpu_infra as gpu_infra
 from tests.conftest import assert_conv_equal, random_array
+from tests.fake_cupy import kernel_signatures, make_fake_cupy, poison
 from tests.reference import reference
-from tests.test_gpu_infra import EMULATORS, _poison, kernel_signatures, make_fake_cupy
 
 DTYPES = [np.float32, np.float64, np.complex64, np.complex128]
 
-# ---------------------------------------------------------------------------------------------
-# the emulator of sep_pass_<dtype>
 
-
-def _act_numpy(v, act, slope):
-    names = {c: n for n, c in _epilogue.ACTIVATIONS.items()}
-    name = names.get(act)
-    if name == "relu":
-        return np.where(v < 0, 0, v).astype(v.dtype)
-    if name == "leaky_relu":
-        return np.where(v < 0, v * slope, v).astype(v.dtype)
-    if name == "sigmoid":
-        return (1 / (1 + np.exp(-v))).astype(v.dtype)
-    if name == "tanh":
-        return np.tanh(v)
-    assert act == 0, act
-    return v
-
-
-def _covered_mid(nb, planes, pre, n_out, inner, opt, B):
-    """(planes, pre, n_out, inner) mask of the outputs blocks b < nb write (middle-axis path)."""
-    tiles = -(-n_out // opt)
-    items = pre * tiles * inner
-    chunks = -(-items // B)
-    blocks = np.zeros(planes * chunks, dtype=bool)
-    blocks[: min(nb, planes * chunks)] = True
-    it = np.repeat(blocks.reshape(planes, chunks), B, axis=1)[:, :items]
-    it = it.reshape(planes, pre, tiles, inner)
-    return np.repeat(it, opt, axis=2)[:, :, :n_out]
-
-
-def _covered_last(nb, rows, n_out, tpr, opt, B):
-    """(rows, n_out) mask of the outputs blocks b < nb write (last-axis path)."""
-    R, TW = B // tpr, tpr * opt
-    tiles, groups = -(-n_out // TW), -(-rows // R)
-    blocks = np.zeros(groups * tiles, dtype=bool)
-    blocks[: min(nb, groups * tiles)] = True
-    cov = np.repeat(np.repeat(blocks.reshape(groups, tiles), R, axis=0), TW, axis=1)
-    return cov[:rows, :n_out]
-
-
-def _emu_sep_pass(defs, module, grid, block, x, f, y, *rest):
-    (planes, src_div, src_grp, src_mul, grp_mul, src_off, pre, n_in, n_out, inner, k, stride,
-     dilation, pad_lo, n_filters, tpr, accumulate, channels) = map(int, rest[:18])  # fmt: skip
-    bias, act, slope = rest[18], int(rest[19]), float(rest[20])
-    B = defs["SEP_BLOCK"]
-    assert block == (B, 1, 1)
-    opt = defs["SEP_OPT_16"] if y.dtype.itemsize >= 16 else defs["SEP_OPT"]
-    assert x is not None and f is not None and y is not None
-    assert x.dtype == f.dtype == y.dtype and (bias is None or bias.dtype == y.dtype)
-    assert y.dtype.kind == "f" or act == 0, "no activation for complex results"
-    assert min(planes, src_div, src_grp, src_mul, pre, n_in, n_out, inner, k, stride) >= 1
-    assert dilation >= 1 and pad_lo >= 0 and n_filters >= 1 and channels >= 1
-    nb = grid[0] * grid[1] * grid[2]
-    rows = planes * pre
-    if inner == 1:
-        assert 1 <= tpr <= B, tpr
-        R, TW = B // tpr, tpr * opt
-        work = -(-rows // R) * -(-n_out // TW)
-        cover = _covered_last(nb, rows, n_out, tpr, opt, B).reshape(planes, pre, n_out, 1)
-    else:
-        chunks = -(-(pre * -(-n_out // opt) * inner) // B)
-        work = planes * chunks
-        cover = _covered_mid(nb, planes, pre, n_out, inner, opt, B)
-    assert nb - work < grid[0], f"{nb - work} idle blocks beyond the last grid row"
-    in_plane = pre * n_in * inner
-    m = np.arange(planes)
-    src = (m // src_div) * src_mul + ((m % src_div) // src_grp) * grp_mul + src_off
-    assert src.min() >= 0 and (src.max() + 1) * in_plane <= x.size, "input plane out of range"
-    assert f.size >= n_filters * k and (bias is None or bias.size >= channels)
-    assert y.size >= planes * pre * n_out * inner
-    X = x.reshape(-1)[: (src.max() + 1) * in_plane].reshape(-1, pre, n_in, inner)[src]
-    F = f.reshape(-1)[: n_filters * k].reshape(n_filters, k)[m % n_filters]
-    t = np.arange(n_out)[:, None] * stride + np.arange(k)[None, :] * dilation - pad_lo
-    ok = (t >= 0) & (t < n_in)
-    G = X[:, :, np.clip(t, 0, n_in - 1), :] * ok[None, None, :, :, None]
-    res = np.einsum("mpikq,mk->mpiq", G, F).astype(y.dtype)
-    Y = y.reshape(-1)[: planes * pre * n_out * inner].reshape(planes, pre, n_out, inner)
-    if accumulate:
-        res = Y + res
-    if bias is not None:
-        res = res + bias.reshape(-1)[:channels][m % channels][:, None, None, None]
-    res = _act_numpy(res, act, y.dtype.type(slope))
-    Y[cover] = res[cover]
-
-
-#: the real kernel source run on the CPU where tests/test_gpu_infra.py does so (a host compiler,
-#: GPUCONV_FAKE_KERNELS unset or "host"), and the NumPy emulator always
-MODES = ["host", "emulate"] if gpu_infra.HOST_KERNELS else ["emulate"]
-
-
-@pytest.fixture(params=MODES)
-def fake_cupy(request, monkeypatch):
-    """The fake CuPy, launching the real kernel source compiled for the CPU ('host') or the
-    NumPy emulator above ('emulate')."""
+@pytest.fixture
+def fake_cupy(monkeypatch):
     fake = make_fake_cupy()
     monkeypatch.setitem(sys.modules, "cupy", fake)
-    monkeypatch.setitem(EMULATORS, "sep_pass", _emu_sep_pass)
-    monkeypatch.setattr(gpu_infra, "HOST_KERNELS", request.param == "host")
     _loader.clear_cache()
     yield fake
     _loader.clear_cache()
@@ -183,7 +88,7 @@ def _ids(d):
 def _check(spec, rng, **kw):
     x = random_array(rng, spec.x_shape, spec.dtype)
     w = rank1_kernel(rng, spec)
-    out = _poison(spec)
+    out = poison(spec)
     y = sep.run(spec, x, w, out=out, **kw)
     assert y is out
     assert_conv_equal(y, reference(spec, x, w).astype(spec.dtype), x, w)
@@ -227,7 +132,7 @@ def test_fake_fused_epilogue(fake_cupy, rng, kw, activation, dtype):
     w = rank1_kernel(rng, spec)
     bias = random_array(rng, (spec.c_out,), spec.dtype)
     want = _epilogue.apply(reference(spec, x, w).astype(dtype), bias, code, slope)
-    out = _poison(spec)
+    out = poison(spec)
     y = sep.run(spec, x, w, out=out, bias=bias, act=code, slope=slope)
     assert y is out
     assert_conv_equal(y, want, x, w)
@@ -243,7 +148,7 @@ def test_fake_bias_complex(fake_cupy, rng, dtype):
     w = rank1_kernel(rng, spec)
     bias = random_array(rng, (spec.c_out,), dtype)
     want = reference(spec, x, w).astype(dtype) + bias[None, :, None, None]
-    y = sep.run(spec, x, w, out=_poison(spec), bias=bias)
+    y = sep.run(spec, x, w, out=poison(spec), bias=bias)
     assert_conv_equal(y, want, x, w)
     with pytest.raises(ValueError, match="complex"):
         sep.run(spec, x, w, act=1)
@@ -254,7 +159,7 @@ def test_fake_precomputed_factors(fake_cupy, rng):
     x = random_array(rng, spec.x_shape, spec.dtype)
     w = rank1_kernel(rng, spec)
     facs = cpu_separable.kernel_factors(spec, w)
-    y = sep.run(spec, x, np.zeros_like(w), out=_poison(spec), factors=facs)  # w is not read
+    y = sep.run(spec, x, np.zeros_like(w), out=poison(spec), factors=facs)  # w is not read
     assert_conv_equal(y, reference(spec, x, w), x, w)
     with pytest.raises(ValueError, match="factors"):
         sep.run(spec, x, w, factors=facs[:1])

@@ -1,7 +1,7 @@
 """Run gpuconv's CUDA kernel sources on the CPU: compile them with the host C++ compiler against
 ``cuda_host.h`` (a small CUDA shim) and launch them through ctypes.
 
-The fake CuPy of tests/test_gpu_infra.py hands every kernel launch here, so the host paths of
+The fake CuPy of tests/fake_cupy.py hands every kernel launch here, so the host paths of
 the GPU algorithms are tested against the *real* device code (indexing, bounds, zero padding,
 tiling, grid strides, barrier phases) on a machine without a GPU.  What it cannot show (races,
 warp semantics, the memory model, speed) needs a GPU: tests/test_gpu.py and compute-sanitizer
