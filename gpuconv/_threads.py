@@ -12,6 +12,7 @@ extra brings it), and gets its own count back when the last one leaves.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -20,6 +21,7 @@ _blas_lock = threading.Lock()
 _blas_active: list[int] = []  # the limits in force, one entry per thread inside limit()
 _blas_libs: list = []  # [(threadpoolctl's controller of one BLAS library, its own count)]
 _blas_found: list = []  # threadpoolctl's controllers of the BLAS libraries loaded
+_blas_scanned = [-1e9]  # when they were last looked for (a library may load later)
 _blas_applied: list = [None]  # the cap set on BLAS now (None: its own counts)
 
 
@@ -33,9 +35,11 @@ def _blas_update() -> None:
             from threadpoolctl import ThreadpoolController
         except ImportError:  # no threadpoolctl: BLAS keeps its own thread count
             return
-        if not _blas_found:  # finding the loaded BLAS libraries costs ~2 ms: once
+        now = time.monotonic()
+        if now - _blas_scanned[0] > 1.0:  # finding the loaded BLAS libraries costs ~2 ms
             ctl = ThreadpoolController().select(user_api="blas")
-            _blas_found.extend(ctl.lib_controllers)
+            _blas_found[:] = ctl.lib_controllers
+            _blas_scanned[0] = now
         _blas_libs[:] = [(lc, lc.get_num_threads()) for lc in _blas_found]
     for lc, own in _blas_libs:
         lc.set_num_threads(own if want is None else min(want, own))
