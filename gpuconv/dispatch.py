@@ -976,8 +976,11 @@ def execute(
         )
     x = xp.asarray(x, dtype=spec.dtype)
     w = xp.asarray(w, dtype=spec.dtype)
+    fallbacks: list[str] = []
     if algorithm == "auto":
-        algorithm = choose(spec, w, exact=exact, op=op, device=device).algorithm
+        plan = choose(spec, w, exact=exact, op=op, device=device)
+        algorithm = plan.algorithm
+        fallbacks = sorted((n for n in plan.estimates if n != algorithm), key=plan.estimates.get)
     elif algorithm == "benchmark":
         algorithm = benchmark(spec, x, w, exact=exact, op=op, device=device)
     alg = get_algorithm(algorithm, device)
@@ -985,4 +988,58 @@ def execute(
     if reason is not None:
         what = "solve this problem" if op == "forward" else f"do {op} of this problem"
         raise ValueError(f"algorithm {algorithm!r} cannot {what}: {reason}")
-    return alg.run(spec, x, w, op, epilogue)
+    if device != "cuda":
+        return alg.run(spec, x, w, op, epilogue)
+    return _run_on_gpu(spec, x, w, op, epilogue, alg, fallbacks)
+
+
+def _gpu_out_of_memory(e: BaseException) -> bool:
+    """Whether ``e`` is CuPy's or cuFFT's way of saying the device ran out of memory."""
+    name = type(e).__name__
+    return name == "OutOfMemoryError" or (name == "CuFFTError" and "ALLOC_FAILED" in str(e))
+
+
+def _release_gpu_caches(cp) -> None:
+    """Give back what CuPy keeps for reuse: cached blocks of its memory pool and cuFFT plans."""
+    pool = getattr(cp, "get_default_memory_pool", None)
+    if pool is not None:
+        pool().free_all_blocks()
+    cache = getattr(getattr(getattr(cp, "fft", None), "config", None), "get_plan_cache", None)
+    if cache is not None:
+        cache().clear()
+
+
+def _run_on_gpu(spec, x, w, op, epilogue, alg, fallbacks):
+    """``alg.run`` on the GPU; out of memory, it frees CuPy's caches and tries once more, then
+    (for 'auto') the next algorithms by estimate, and at last raises a MemoryError that says what
+    the problem needed and what to do."""
+    from ._arrays import require_cupy
+
+    cp = require_cupy()
+    tried = []
+    for name in [alg.name, *fallbacks]:
+        a = get_algorithm(name, "cuda")
+        if name != alg.name and a.supports(spec, w, op) is not None:
+            continue
+        for _ in range(2 if name == alg.name else 1):
+            try:
+                return a.run(spec, x, w, op, epilogue)
+            except Exception as e:
+                if not _gpu_out_of_memory(e):
+                    raise
+                tried.append(f"{name}: {type(e).__name__}: {e}")
+                _release_gpu_caches(cp)
+    need = sum(math.prod(s) for s in (spec.x_shape, spec.w_shape, spec.y_shape))
+    raise MemoryError(
+        f"the GPU ran out of memory for {_grids_label(spec)} ({op}; its operands alone take "
+        f"{need * spec.dtype.itemsize / 2**20:.0f} MiB) with every algorithm tried, after "
+        f"freeing CuPy's cached blocks and cuFFT plans: {'; '.join(tried)}. Free GPU memory "
+        "(other arrays, other processes), split the batch, or process the array in chunks "
+        "(gpuconv.dask)"
+    ) from None
+
+
+def _grids_label(spec: ConvSpec) -> str:
+    from ._grids import label
+
+    return label(spec)

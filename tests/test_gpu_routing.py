@@ -353,3 +353,37 @@ def test_epilogue_on_the_gpu_path(cp, rng, dtype, activation, with_bias, algorit
     assert ("bias_act_" + ("f32" if dtype == np.float32 else "f64") in launched) == (
         activation is not None and not fused
     )
+
+
+class OutOfMemoryError(Exception):
+    """Stands in for cupy.cuda.memory.OutOfMemoryError (matched by name)."""
+
+
+def test_gpu_out_of_memory_falls_back_then_says_what_to_do(cp, rng, monkeypatch):
+    from gpuconv.cuda import fft, im2col
+
+    spec = gpuconv._spec.ConvSpec(in_shape=(40, 40), kernel_shape=(9, 9), pad_lo=4, pad_hi=4)
+    x = random_array(rng, spec.x_shape, np.float64)
+    w = random_array(rng, spec.w_shape, np.float64)
+    calls = []
+
+    def oom(name):
+        def run(*a, **k):
+            calls.append(name)
+            raise OutOfMemoryError("Out of memory allocating 1,073,741,824 bytes")
+
+        return run
+
+    monkeypatch.setattr(fft, "run", oom("fft"))
+    monkeypatch.setattr(im2col, "run", oom("im2col"))
+    # 'auto' choosing fft: tried twice (after freeing the caches), then the next by estimate
+    monkeypatch.setattr(dispatch, "choose", lambda *a, **k: dispatch.Plan(
+        spec, "fft", "test", tuple(dispatch.Candidate(n, s) for n, s in
+                                   [("fft", 1e-6), ("im2col", 2e-6), ("direct", 3e-6)])))  # fmt: skip
+    y = dispatch.execute(spec, cp.asarray(x), cp.asarray(w), device="cuda")
+    assert calls == ["fft", "fft", "im2col"]
+    assert_conv_equal(_host(y), dispatch.execute(spec, x, w, "direct"), x, w)
+    # a named algorithm has no fallback: a MemoryError that says what to do
+    with pytest.raises(MemoryError, match="gpuconv.dask") as e:
+        dispatch.execute(spec, cp.asarray(x), cp.asarray(w), "fft", device="cuda")
+    assert "fft: OutOfMemoryError" in str(e.value) and "split the batch" in str(e.value)
