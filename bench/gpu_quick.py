@@ -28,7 +28,7 @@ def main(argv=None) -> int:
 
     from gpuconv import dispatch
     from gpuconv._spec import ConvSpec
-    from gpuconv.cuda import direct, fft, im2col, overlap_add
+    from gpuconv.cuda import direct, fft, im2col, implicit_gemm, overlap_add
 
     n = args.n
     ks = [int(k) for k in args.ks.split(",")]
@@ -64,7 +64,8 @@ def main(argv=None) -> int:
         x4, w4 = x[None, None], w[None, None]
         cands = {}
         for name, mod in (("gpuconv.direct", direct), ("gpuconv.fft", fft),
-                          ("gpuconv.im2col", im2col), ("gpuconv.overlap_add", overlap_add)):  # fmt: skip
+                          ("gpuconv.im2col", im2col), ("gpuconv.implicit_gemm", implicit_gemm),
+                          ("gpuconv.overlap_add", overlap_add)):  # fmt: skip
             if mod.supports(spec) is None:
                 cands[name] = lambda mod=mod: mod.run(spec, x4, w4)[0, 0]
         choice = dispatch.choose(spec, w4, device="cuda").algorithm

@@ -43,6 +43,8 @@ def load_build():
 def label(source: str, defines: dict) -> str:
     if "KH" in defines or "KW" in defines:
         return f"{Path(source).stem}[{defines.get('KH', '?')}x{defines.get('KW', '?')}]"
+    if "IG_BM" in defines:
+        return f"{Path(source).stem}[{defines['IG_BM']}x{defines['IG_BN']}]"
     if defines.get("DIRECT_GENERIC_ONLY"):
         return f"{Path(source).stem}[generic]"
     return Path(source).stem

@@ -370,6 +370,10 @@ CUDA_CONSTANTS: dict[str, float] = {
     # the generic (strided / dilated / multi-channel / 3-D) kernel: one thread per output
     "direct_generic_penalty": 2.0,
     "gemm_mac_f32": 1.0 / 25e12,
+    # the column matrix's write + read at a third of copy speed: fitted to anchors.md's im2col +
+    # cuBLAS times on the ResNet-50 layers (H100, batch 32: conv1 0.761 ms, 64 ch 0.713, 512 ch
+    # 0.282 are within 10% with it; the 128 / 256 channel layers were slower still)
+    "im2col_col_factor": 3.0,
     "gemm_mac_f64": 1.0 / 12e12,
     "gemm_mac_i64": 1.0 / 0.5e12,
     # a complex transform is two real units (as in the CPU model): 0.3 ms / (2 n log2 n)
@@ -388,15 +392,18 @@ CUDA_CONSTANTS: dict[str, float] = {
     "separable_factor_slice": 30e-6,
     # overlap-save: ~20 CuPy calls a run (plans, gathers, transforms, products, scatters)
     "overhead_overlap_add": 120e-6,
+    # implicit GEMM: this SIMT kernel's MAC rate against cuBLAS's (gemm_mac_*), a guess
+    "igemm_penalty": 1.4,
+    "overhead_implicit_gemm": 15e-6,
     **{
         _costs.scale_key(a, n, p): 1.0
-        for a in ("direct", "fft", "im2col", "separable", "overlap_add")
+        for a in ("direct", "fft", "im2col", "separable", "overlap_add", "implicit_gemm")
         for n in (1, 2, 3)
         for p in ("f32", "f64")
     },
     **{
         f"opscale_{a}_{op}": 1.0
-        for a in ("direct", "fft", "im2col")
+        for a in ("direct", "fft", "im2col", "implicit_gemm")
         for op in ("backward_data", "backward_weight")
     },
 }
@@ -432,8 +439,9 @@ def _cuda_im2col_cost(spec: ConvSpec, c: dict[str, float]) -> float:
     sfx = _costs._sfx(spec)
     key = "gemm_mac_i64" if sfx == "i64" else f"gemm_mac_{_costs._real_sfx(spec)}"
     gemm = spec.macs * c[key] * (4.0 if spec.is_complex else 1.0)
-    # the column matrix is written once and read by the GEMM at least once
-    return c["overhead_im2col"] + 2 * col_bytes * c["stream_byte"] + gemm
+    # the column matrix is written once and read by the GEMM at least once, both slower than a
+    # copy (im2col_col_factor)
+    return c["overhead_im2col"] + 2 * col_bytes * c["stream_byte"] * c["im2col_col_factor"] + gemm
 
 
 def _cuda_direct_transposed_cost(spec: ConvSpec, c: dict[str, float]) -> float:
@@ -462,6 +470,12 @@ def _cuda_overlap_add_cost(spec: ConvSpec, c: dict[str, float]) -> float:
     from .cuda import overlap_add
 
     return overlap_add.cost(spec, c)
+
+
+def _cuda_implicit_gemm_cost(spec: ConvSpec, c: dict[str, float]) -> float:
+    from .cuda import implicit_gemm
+
+    return implicit_gemm.cost(spec, c)
 
 
 def _cuda_fft_cost(spec: ConvSpec, c: dict[str, float]) -> float:
@@ -498,7 +512,7 @@ def algorithm_names(device: str = "cpu") -> list[str]:
     >>> algorithm_names()
     ['direct', 'im2col', 'fft', 'overlap_add', 'separable']
     >>> algorithm_names("cuda")
-    ['direct', 'fft', 'im2col', 'overlap_add', 'separable']
+    ['direct', 'fft', 'im2col', 'implicit_gemm', 'overlap_add', 'separable']
     """
     return [a.name for a in _REGISTRY.values() if a.device == device]
 
@@ -628,6 +642,9 @@ for _name, _cost, _exact, _summary, _op_costs in [
     ("fft", _cuda_fft_cost, False, "cuFFT transforms and a spectral-product kernel", ()),
     ("im2col", _cuda_im2col_cost, True, "column matrix in a CUDA kernel times the kernel (cuBLAS)",
      (("backward_data", _cuda_col2im_cost), ("backward_weight", _cuda_im2col_weight_cost))),
+    ("implicit_gemm", _cuda_implicit_gemm_cost, True,
+     "implicit GEMM: the column matrix gathered into shared memory, never written (split K when "
+     "the tiles are few)", ()),
     ("overlap_add", _cuda_overlap_add_cost, False,
      "overlap-save: batched cuFFT tiles, gather / scatter kernels, the spectral product", ()),
     ("separable", _cuda_separable_cost, False,

@@ -91,7 +91,7 @@ SPECTRAL_DTYPES = ("c64", "c128")
 
 #: kernel name prefixes whose ptxas report must show no spill and no stack frame.
 HOT_KERNEL_PREFIXES = (
-    "direct2d_", "spectral_", "im2col_", "col2im_", "bias_act_", "sep_pass_", "tiles_",
+    "direct2d_", "spectral_", "im2col_", "col2im_", "bias_act_", "sep_pass_", "tiles_", "igemm_",
 )  # fmt: skip
 
 
@@ -154,6 +154,41 @@ def tiles_defines() -> dict:
     return {"TILES_THREADS": TILES_THREADS, "TILES_ROWS": TILES_ROWS}
 
 
+# ---- implicit GEMM (kernels_cuda/igemm.cu) ---------------------------------------------------
+#: threads per block (16 x 16) and the K step of kernels_cuda/igemm.cu (fixed there).
+IGEMM_THREADS = 256
+IGEMM_BK = 8
+#: (dtype suffix, BM, BN) -> (IG_MIN_BLOCKS, IG_KU) of every compiled variant: the
+#: __launch_bounds__ minimum of resident blocks per SM (2: 128 registers a thread) and the k
+#: unrolled per trip over a K step's 8.  Each is the largest unroll at which ptxas (nvcc 13,
+#: sm_80 and sm_90) reports no spill and no stack frame: the 128 x 128 tile spills at IG_KU >= 2
+#: (ptxas hoists the fragments of later k), the others at 8, and every tile at 3 blocks per SM
+#: (80 registers).
+IGEMM_TILES: dict[tuple[str, int, int], tuple[int, int]] = {
+    ("f32", 128, 128): (2, 1),
+    ("f32", 64, 128): (2, 4),
+    ("f64", 64, 64): (2, 4),
+}
+
+
+def igemm_defines(bm: int, bn: int, dtype) -> dict:
+    """The ``#define``s of the ``bm`` x ``bn`` variant for ``dtype`` (a suffix such as ``'f32'`` or
+    a dtype name such as ``'float32'``); a ValueError for a tile that is not compiled."""
+    sfx = DTYPE_SUFFIX.get(str(dtype), str(dtype))
+    key = (sfx, int(bm), int(bn))
+    if key not in IGEMM_TILES:
+        have = ", ".join(f"{s} {m}x{n}" for s, m, n in IGEMM_TILES)
+        raise ValueError(f"no implicit-GEMM variant {sfx} {bm}x{bn} (compiled: {have})")
+    min_blocks, ku = IGEMM_TILES[key]
+    return {
+        "IG_BM": key[1],
+        "IG_BN": key[2],
+        "IG_MIN_BLOCKS": min_blocks,
+        "IG_KU": ku,
+        f"IG_{sfx.upper()}": 1,
+    }
+
+
 # ---- bias + activation epilogue (kernels_cuda/epilogue.cu) -------------------------------------
 EPILOGUE_BLOCK = 256
 EPILOGUE_DTYPES = ("f32", "f64")
@@ -186,6 +221,8 @@ def variants() -> list[tuple[str, dict, list[str]]]:
     )
     out.append(("epilogue.cu", epilogue_defines(), [f"bias_act_{s}" for s in EPILOGUE_DTYPES]))
     out.append(("separable.cu", separable_defines(), [f"sep_pass_{s}" for s in SEPARABLE_DTYPES]))
+    for s, bm, bn in IGEMM_TILES:
+        out.append(("igemm.cu", igemm_defines(bm, bn, s), [f"igemm_{s}", f"igemm_reduce_{s}"]))
     out.append(
         (
             "tiles.cu",
