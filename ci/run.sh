@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # What CI runs on a fresh machine with only Python, pip, gcc and nvcc:
 #   1. lint (ruff), 2. the README's test command in a fresh virtual environment,
-#   3. the built wheel installed in a second fresh environment ships the CUDA sources,
-#   4. every CUDA kernel source compiled with nvcc for sm_80 and sm_90 (ptxas report read).
+#   3. the GPU tests' [host] half again under AddressSanitizer (ci/host-asan.sh),
+#   4. the built wheel installed in a second fresh environment ships the CUDA sources,
+#   5. every CUDA kernel source compiled with nvcc for sm_80 and sm_90 (ptxas report read).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -21,6 +22,9 @@ ruff check gpuconv tests bench ci
 
 echo "== tests (the README's test command)"
 python -m pytest -q
+
+echo "== the CUDA kernels on the CPU under AddressSanitizer"
+ci/host-asan.sh
 
 echo "== the wheel ships kernels_cuda"
 python -m pip wheel -q --no-deps -w "$work/dist" .

@@ -9,7 +9,9 @@ in ci/gpu-check.
 
 Each pointer argument is copied into a buffer with guard zones filled with a canary before the
 launch and checked after it, so a write outside an array fails the test instead of corrupting
-the heap; reads outside an array read the canary and show up as wrong numbers.
+the heap; reads outside an array read the canary and show up as wrong numbers.  Under
+AddressSanitizer (``ci/host-asan.sh``: GPUCONV_HOST_ASAN=1, libasan preloaded) the guard zones
+are poisoned too, so any read or write outside an array stops the run with ASan's report.
 """
 
 from __future__ import annotations
@@ -31,6 +33,29 @@ SHIM = Path(__file__).with_name("cuda_host.h")
 GUARD = 1 << 14
 CANARY = 0xA5
 FLAGS = ("-std=c++17", "-O1", "-shared", "-fPIC", "-w", "-x", "c++")
+#: GPUCONV_HOST_ASAN=1 (with libasan preloaded, as ci/host-asan.sh does): the kernels are built with
+#: AddressSanitizer and the guard zones are poisoned, so any read or write outside an array
+#: stops the test with ASan's report -- the host's stand-in for compute-sanitizer memcheck
+ASAN = os.environ.get("GPUCONV_HOST_ASAN") == "1"
+if ASAN:
+    FLAGS = FLAGS + ("-fsanitize=address", "-fno-omit-frame-pointer")
+
+
+def _asan_api():
+    """(poison, unpoison) of the preloaded AddressSanitizer runtime, or None."""
+    if not ASAN:
+        return None
+    try:
+        proc = ctypes.CDLL(None)
+        poison, unpoison = proc.__asan_poison_memory_region, proc.__asan_unpoison_memory_region
+    except (OSError, AttributeError):
+        raise RuntimeError(
+            "GPUCONV_HOST_ASAN=1 needs the AddressSanitizer runtime preloaded: "
+            'LD_PRELOAD="$(gcc -print-file-name=libasan.so)" ASAN_OPTIONS=detect_leaks=0'
+        ) from None
+    for f in (poison, unpoison):
+        f.argtypes, f.restype = (ctypes.c_void_p, ctypes.c_size_t), None
+    return poison, unpoison
 
 _lock = threading.Lock()
 _libs: dict[str, ctypes.CDLL] = {}
@@ -132,8 +157,17 @@ class _Guarded:
         self.off, self.n = off, n
         self.raw[off : off + n] = np.ascontiguousarray(a).view(np.uint8).reshape(-1)
         self.ptr = ctypes.c_void_p(self.raw.ctypes.data + off)
+        self.asan = _asan_api()
+        if self.asan:  # ASan's shadow works in 8-byte granules: poison whole ones only
+            base = self.raw.ctypes.data
+            end = base + off + n
+            hi = (end + 7) & ~7
+            self.asan[0](base, off)
+            self.asan[0](hi, base + self.raw.nbytes - hi)
 
     def finish(self) -> None:
+        if self.asan:
+            self.asan[1](self.raw.ctypes.data, self.raw.nbytes)
         lo = self.raw[: self.off]
         hi = self.raw[self.off + self.n :]
         if (lo != CANARY).any() or (hi != CANARY).any():

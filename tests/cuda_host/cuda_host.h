@@ -67,10 +67,31 @@ inline long long syncs = 0;
 inline std::function<void()> body;
 inline std::vector<Thread> pool;
 
+#if defined(__SANITIZE_ADDRESS__)
+// AddressSanitizer must be told when the stack changes under it (makecontext / swapcontext).
+extern "C" void __sanitizer_start_switch_fiber(void** fake_stack_save, const void* bottom,
+                                               size_t size);
+extern "C" void __sanitizer_finish_switch_fiber(void* fake_stack_save, const void** bottom_old,
+                                                size_t* size_old);
+inline const void* main_stack_bottom = nullptr;
+inline size_t main_stack_size = 0;
+#define GH_TO_FIBER(th) __sanitizer_start_switch_fiber(nullptr, (th).stack, STACK_BYTES)
+#define GH_IN_FIBER() __sanitizer_finish_switch_fiber(nullptr, &main_stack_bottom, &main_stack_size)
+#define GH_TO_MAIN() __sanitizer_start_switch_fiber(nullptr, main_stack_bottom, main_stack_size)
+#define GH_IN_MAIN() __sanitizer_finish_switch_fiber(nullptr, nullptr, nullptr)
+#else
+#define GH_TO_FIBER(th)
+#define GH_IN_FIBER()
+#define GH_TO_MAIN()
+#define GH_IN_MAIN()
+#endif
+
 inline void trampoline()
 {
+    GH_IN_FIBER();
     body();
     current->done = true;
+    GH_TO_MAIN();
 }
 
 inline void sync()
@@ -81,7 +102,9 @@ inline void sync()
         error = 1;
         return;
     }
+    GH_TO_MAIN();
     swapcontext(&current->uc, &scheduler);
+    GH_IN_FIBER();
     asm volatile("" ::: "memory");
 }
 
@@ -112,7 +135,9 @@ inline void run_block(unsigned nthreads, const dim3& b)
             if (th.done) continue;
             threadIdx = uint3{t % b.x, (t / b.x) % b.y, t / (b.x * b.y)};
             current = &th;
+            GH_TO_FIBER(th);
             swapcontext(&scheduler, &th.uc);
+            GH_IN_MAIN();
             current = nullptr;
             if (!th.done) live = true;
         }
