@@ -137,3 +137,17 @@ def gpu(request, monkeypatch):
     _loader.clear_cache()
     yield fake
     _loader.clear_cache()
+
+
+@pytest.fixture
+def fake_cupy(monkeypatch):
+    """The fake CuPy (tests/fake_cupy.py) as ``cupy``: NumPy arrays as device arrays, kernel
+    launches run the real kernel sources compiled for the CPU; ``fake.launches`` lists them."""
+    from gpuconv.cuda import _loader
+    from tests.fake_cupy import make_fake_cupy
+
+    fake = make_fake_cupy()
+    monkeypatch.setitem(sys.modules, "cupy", fake)
+    _loader.clear_cache()
+    yield fake
+    _loader.clear_cache()

@@ -253,13 +253,6 @@ SPECS = [
 ]
 
 
-@pytest.fixture
-def fake_cupy(monkeypatch):
-    fake = make_fake_cupy()
-    monkeypatch.setitem(sys.modules, "cupy", fake)
-    _loader.clear_cache()
-    yield fake
-    _loader.clear_cache()
 
 
 def _check_alg(module, spec, rng, **budget):

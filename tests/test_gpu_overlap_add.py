@@ -23,7 +23,7 @@ from gpuconv.cuda import _build, _loader
 from gpuconv.cuda import fft as cuda_fft
 from gpuconv.cuda import overlap_add as oa
 from tests.conftest import assert_conv_equal, random_array
-from tests.fake_cupy import kernel_signatures, make_fake_cupy, poison
+from tests.fake_cupy import kernel_signatures, poison
 from tests.reference import reference
 
 TILES_KERNELS = next(v for v in _build.variants() if v[0] == "tiles.cu")[2]
@@ -31,13 +31,6 @@ TILES_KERNELS = next(v for v in _build.variants() if v[0] == "tiles.cu")[2]
 DTYPES = [np.float32, np.float64, np.complex64, np.complex128, np.int64]
 
 
-@pytest.fixture
-def fake_cupy(monkeypatch):
-    fake = make_fake_cupy()
-    monkeypatch.setitem(sys.modules, "cupy", fake)
-    _loader.clear_cache()
-    yield fake
-    _loader.clear_cache()
 
 
 @pytest.fixture

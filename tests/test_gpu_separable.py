@@ -10,7 +10,6 @@ or accumulation, or a short grid fails the comparison with the reference.
 from __future__ import annotations
 
 import math
-import sys
 
 import numpy as np
 import pytest
@@ -21,19 +20,12 @@ from gpuconv.cpu import separable as cpu_separable
 from gpuconv.cuda import _build, _loader
 from gpuconv.cuda import separable as sep
 from tests.conftest import assert_conv_equal, random_array
-from tests.fake_cupy import kernel_signatures, make_fake_cupy, poison
+from tests.fake_cupy import kernel_signatures, poison
 from tests.reference import reference
 
 DTYPES = [np.float32, np.float64, np.complex64, np.complex128]
 
 
-@pytest.fixture
-def fake_cupy(monkeypatch):
-    fake = make_fake_cupy()
-    monkeypatch.setitem(sys.modules, "cupy", fake)
-    _loader.clear_cache()
-    yield fake
-    _loader.clear_cache()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -114,7 +114,12 @@ def _inputs(spec: ConvSpec, x, w, cp):
 
 
 def epilogue_args(spec: ConvSpec, bias, act: int, slope: float, cp) -> tuple:
-    """``(bias pointer or None, int32 act, float64 slope)``: the kernels' last three arguments."""
+    """``(bias pointer or None, int32 act, float64 slope)``: the last three arguments of every
+    kernel that fuses the epilogue (codes of :mod:`gpuconv._epilogue`), checked."""
+    act = int(act)
+    if act not in (0, 1, 2, 3, 4):
+        raise ValueError(f"unknown activation code {act} (0 none, 1 relu, 2 leaky_relu, 3 "
+                         "sigmoid, 4 tanh)")  # fmt: skip
     if act and spec.dtype.kind != "f":
         raise ValueError(f"an activation needs a real floating result, not {spec.dtype}")
     if bias is not None:

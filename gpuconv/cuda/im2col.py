@@ -146,11 +146,38 @@ def supports_backward_weight(spec: ConvSpec) -> str | None:
     return supports(spec)
 
 
-def _operand(spec: ConvSpec, a, shape, name: str, cp):
-    a = cp.ascontiguousarray(cp.asarray(a, dtype=spec.dtype))
-    if tuple(a.shape) != tuple(shape):
-        raise ValueError(f"{name} has shape {tuple(a.shape)}; the problem needs {tuple(shape)}")
-    return a
+def _gradient_operands(spec: ConvSpec, op: str, a, b):
+    """``(cupy, a, b)``: the two operands of a backward ``op`` as contiguous CuPy arrays of the
+    problem's dtype, their shapes checked (dy and w, or x and dy)."""
+    reason = supports(spec)
+    if reason is not None:
+        raise ValueError(f"the GPU im2col path cannot do {op} of this problem: {reason}")
+    from gpuconv._arrays import require_cupy
+
+    cp = require_cupy()
+    named = {
+        "backward_data": (("dy", spec.y_shape), ("w", spec.w_shape)),
+        "backward_weight": (("x", spec.x_shape), ("dy", spec.y_shape)),
+    }[op]
+    out = []
+    for v, (name, shape) in zip((a, b), named):
+        v = cp.ascontiguousarray(cp.asarray(v, dtype=spec.dtype))
+        if tuple(v.shape) != tuple(shape):
+            raise ValueError(f"{name} has shape {tuple(v.shape)}; the problem needs {shape}")
+        out.append(v)
+    return (cp, *out)
+
+
+def _gemm_dims(spec: ConvSpec) -> tuple[int, int, int, int, int]:
+    """``(groups, Cig, Cog, K taps, P outputs)`` of the per-group GEMMs."""
+    g = spec.groups
+    return (
+        g,
+        spec.c_in // g,
+        spec.c_out // g,
+        math.prod(spec.kernel_shape),
+        math.prod(spec.out_shape),
+    )
 
 
 def run_backward_data(spec: ConvSpec, dy, w):
@@ -160,18 +187,8 @@ def run_backward_data(spec: ConvSpec, dy, w):
     (item, group), and ``col2im`` gathers them onto the input grid; no zero-inserted ``dy`` is
     built, whatever the stride.
     """
-    reason = supports_backward_data(spec)
-    if reason is not None:
-        raise ValueError(f"the GPU im2col path cannot do backward_data of this problem: {reason}")
-    from gpuconv._arrays import require_cupy
-
-    cp = require_cupy()
-    dy = _operand(spec, dy, spec.y_shape, "dy", cp)
-    w = _operand(spec, w, spec.w_shape, "w", cp)
-    g = spec.groups
-    cig, cog = spec.c_in // g, spec.c_out // g
-    K = math.prod(spec.kernel_shape)
-    P = math.prod(spec.out_shape)
+    cp, dy, w = _gradient_operands(spec, "backward_data", dy, w)
+    g, cig, cog, K, P = _gemm_dims(spec)
     wt = spec.kernel_for_correlation(w).reshape(1, g, cog, cig * K)
     wtt = cp.ascontiguousarray(wt.swapaxes(-1, -2))  # (1, g, Cig*K, Cog)
     dx = cp.empty(spec.x_shape, dtype=spec.dtype)
@@ -195,18 +212,8 @@ def run_backward_weight(spec: ConvSpec, x, dy):
     over the output positions by one batched GEMM, and the chunks' (Cog, Cig*K) products are
     summed; the correlation kernel's gradient is flipped back for a convolution.
     """
-    reason = supports_backward_weight(spec)
-    if reason is not None:
-        raise ValueError(f"the GPU im2col path cannot do backward_weight of this problem: {reason}")
-    from gpuconv._arrays import require_cupy
-
-    cp = require_cupy()
-    x = _operand(spec, x, spec.x_shape, "x", cp)
-    dy = _operand(spec, dy, spec.y_shape, "dy", cp)
-    g = spec.groups
-    cig, cog = spec.c_in // g, spec.c_out // g
-    K = math.prod(spec.kernel_shape)
-    P = math.prod(spec.out_shape)
+    cp, x, dy = _gradient_operands(spec, "backward_weight", x, dy)
+    g, cig, cog, K, P = _gemm_dims(spec)
     pointwise = is_pointwise(spec)
     bc = batch_chunk(spec)
     acc = None
@@ -239,10 +246,7 @@ def run(spec: ConvSpec, x, w, out=None):
     cp = require_cupy()
     x, w = _inputs(spec, x, w, cp)
     y = _check_out(spec, out, cp) if out is not None else None
-    g = spec.groups
-    cig, cog = spec.c_in // g, spec.c_out // g
-    K = math.prod(spec.kernel_shape)
-    P = math.prod(spec.out_shape)
+    g, cig, cog, K, P = _gemm_dims(spec)
     wt = cp.ascontiguousarray(spec.kernel_for_correlation(w)).reshape(1, g, cog, cig * K)
     bc = batch_chunk(spec)
     pointwise = is_pointwise(spec)

@@ -327,22 +327,6 @@ def scatter_args(spec: ConvSpec, pl: TilePlan, yt, y, bias, first_n, first_t, ni
     return (yt, y, bias) + tuple(np.int32(v) for v in ints) + (np.float64(slope),)
 
 
-def epilogue_args(spec: ConvSpec, bias, act, slope, cp) -> tuple:
-    """``(bias as a contiguous CuPy array or None, act, slope)``, checked."""
-    act = int(act)
-    if act not in (0, 1, 2, 3, 4):
-        raise ValueError(f"unknown activation code {act} (0 none, 1 relu, 2 leaky_relu, 3 "
-                         "sigmoid, 4 tanh)")  # fmt: skip
-    if act and spec.dtype.kind != "f":
-        raise ValueError(f"an activation needs a real floating result, not {spec.dtype}")
-    if bias is not None:
-        bias = cp.ascontiguousarray(cp.asarray(bias, dtype=spec.dtype)).reshape(-1)
-        if bias.shape[0] != spec.c_out:
-            raise ValueError(f"bias has {bias.shape[0]} elements; the problem has {spec.c_out} "
-                             "output channels")  # fmt: skip
-    return bias, act, float(slope)
-
-
 def _transforms(cp, real: bool):
     """(forward(a, axes), inverse(a, s, axes)) over the tile axes, both unnormalised.
 
@@ -397,7 +381,7 @@ def run(spec: ConvSpec, x, w, out=None, *, bias=None, act: int = 0, slope: float
     if reason is not None:
         raise ValueError(f"the GPU overlap-save path cannot solve this problem: {reason}")
     from gpuconv._arrays import require_cupy
-    from gpuconv.cuda.direct import _check_out, _inputs
+    from gpuconv.cuda.direct import _check_out, _inputs, epilogue_args
 
     cp = require_cupy()
     x, w = _inputs(spec, x, w, cp)
