@@ -31,16 +31,6 @@
 #define IM2COL_BLOCK 256
 #endif
 
-// a + b for every compute dtype (int64 wraps modulo 2^64 like numpy).
-__device__ __forceinline__ float add_(float a, float b) { return a + b; }
-__device__ __forceinline__ double add_(double a, double b) { return a + b; }
-__device__ __forceinline__ float2 add_(float2 a, float2 b) { return cadd(a, b); }
-__device__ __forceinline__ double2 add_(double2 a, double2 b) { return cadd(a, b); }
-__device__ __forceinline__ long long add_(long long a, long long b)
-{
-    return (long long)((unsigned long long)a + (unsigned long long)b);
-}
-
 template <typename T>
 __device__ __forceinline__ void im2col_body(const T* __restrict__ x, T* __restrict__ col,
                                             long long rows, int D, int H, int W, int OD, int OH,
@@ -108,7 +98,7 @@ __device__ __forceinline__ void col2im_body(const T* __restrict__ col, T* __rest
                         const int ow = source_out(ix, pw, e, dw, sw, OW);
                         if (ow < 0) continue;
                         const int tap = (a * kh + b) * kw + e;
-                        acc = add_(acc, ldg(cplane + (idx_t)tap * P + ((idx_t)od * OH + oh) * OW + ow));
+                        acc = add(acc, ldg(cplane + (idx_t)tap * P + ((idx_t)od * OH + oh) * OW + ow));
                     }
                 }
             }

@@ -180,6 +180,24 @@ def _gemm_dims(spec: ConvSpec) -> tuple[int, int, int, int, int]:
     )
 
 
+def _column_chunks(spec: ConvSpec, x, cp):
+    """``(first item, items, columns (nb, g, Cig*K, P))`` per batch chunk of the CuPy ``x``; the
+    columns of a pointwise problem are x itself, the others reuse one buffer."""
+    g, cig, _, K, P = _gemm_dims(spec)
+    pointwise = is_pointwise(spec)
+    col = None
+    bc = batch_chunk(spec)
+    for b0 in range(0, spec.batch, bc):
+        xb = x[b0 : b0 + bc]
+        nb = xb.shape[0]
+        if pointwise:
+            yield b0, nb, xb.reshape(nb, g, cig, P)
+            continue
+        if col is None or col.shape[0] != nb:
+            col = cp.empty((nb, spec.c_in, K, P), dtype=spec.dtype)
+        yield b0, nb, im2col(spec, xb, col).reshape(nb, g, cig * K, P)
+
+
 def run_backward_data(spec: ConvSpec, dy, w):
     """``dx`` (the gradient of the input) of ``spec`` from CuPy ``dy`` and ``w``.
 
@@ -214,19 +232,8 @@ def run_backward_weight(spec: ConvSpec, x, dy):
     """
     cp, x, dy = _gradient_operands(spec, "backward_weight", x, dy)
     g, cig, cog, K, P = _gemm_dims(spec)
-    pointwise = is_pointwise(spec)
-    bc = batch_chunk(spec)
     acc = None
-    col = None
-    for b0 in range(0, spec.batch, bc):
-        xb = x[b0 : b0 + bc]
-        nb = xb.shape[0]
-        if pointwise:
-            cb = xb.reshape(nb, g, cig, P)
-        else:
-            if col is None or col.shape[0] != nb:
-                col = cp.empty((nb, spec.c_in, K, P), dtype=spec.dtype)
-            cb = im2col(spec, xb, col).reshape(nb, g, cig * K, P)
+    for b0, nb, cb in _column_chunks(spec, x, cp):
         part = cp.matmul(dy[b0 : b0 + nb].reshape(nb, g, cog, P), cb.swapaxes(-1, -2)).sum(axis=0)
         acc = part if acc is None else acc + part
     dw = acc.reshape(spec.w_shape)  # (g, Cog, Cig*K) -> (c_out, Cig, *k)
@@ -248,18 +255,7 @@ def run(spec: ConvSpec, x, w, out=None):
     y = _check_out(spec, out, cp) if out is not None else None
     g, cig, cog, K, P = _gemm_dims(spec)
     wt = cp.ascontiguousarray(spec.kernel_for_correlation(w)).reshape(1, g, cog, cig * K)
-    bc = batch_chunk(spec)
-    pointwise = is_pointwise(spec)
-    col = None
-    for b0 in range(0, spec.batch, bc):
-        xb = x[b0 : b0 + bc]
-        nb = xb.shape[0]
-        if pointwise:
-            cb = xb.reshape(nb, g, cig, P)
-        else:
-            if col is None or col.shape[0] != nb:
-                col = cp.empty((nb, spec.c_in, K, P), dtype=spec.dtype)
-            cb = im2col(spec, xb, col).reshape(nb, g, cig * K, P)
+    for b0, nb, cb in _column_chunks(spec, x, cp):
         yb = cp.matmul(wt, cb).reshape((nb, spec.c_out) + spec.out_shape)  # (nb, g, cog, P)
         if y is None and nb == spec.batch:
             return cp.ascontiguousarray(yb, dtype=spec.dtype)  # one chunk: no extra copy
