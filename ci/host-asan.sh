@@ -17,5 +17,6 @@ fi
 LD_PRELOAD="$asan" ASAN_OPTIONS=detect_leaks=0 GPUCONV_HOST_ASAN=1 \
   "$py" -m pytest -q -s -p no:cacheprovider \
   tests/test_gpu_infra.py tests/test_gpu.py tests/test_gpu_separable.py \
-  tests/test_gpu_overlap_add.py tests/test_gpu_implicit_gemm.py tests/test_gpu_routing.py \
+  tests/test_gpu_overlap_add.py tests/test_gpu_implicit_gemm.py tests/test_gpu_fuzz.py \
+  tests/test_gpu_routing.py \
   -k "not cuda and not compile and not spill and not nvcc"
