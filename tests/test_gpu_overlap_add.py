@@ -31,8 +31,6 @@ TILES_KERNELS = next(v for v in _build.variants() if v[0] == "tiles.cu")[2]
 DTYPES = [np.float32, np.float64, np.complex64, np.complex128, np.int64]
 
 
-
-
 @pytest.fixture
 def forced(monkeypatch):
     """forced(lengths): make the planner return these tile lengths (None: its own choice)."""
@@ -374,3 +372,38 @@ def test_gpu_overlap_save_matches_cpu(device, rng, monkeypatch):
         expect = _epilogue.apply(want.copy(), b, code, 0.1)
         atol = 64 * np.finfo(np.float32).eps * float(np.abs(x).max() * np.abs(w).sum() + 1)
         np.testing.assert_allclose(cp.asnumpy(y), expect, rtol=1e-5, atol=atol)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.complex128, np.int64],
+                         ids=lambda d: np.dtype(d).name)  # fmt: skip
+def test_fake_cupyx_transform_branch(fake_cupy, forced, rng, monkeypatch, dtype):
+    """The transforms a real CuPy takes (cupyx.scipy.fft with overwrite_x, the inverse with
+    norm='forward'), here scipy.fft with the same signature: same results as the other branch."""
+    import types
+
+    import scipy.fft
+
+    fft = types.SimpleNamespace(**{n: getattr(np.fft, n) for n in dir(np.fft) if "fft" in n})
+    fft.config = types.SimpleNamespace()  # marks CuPy's own fft module
+    monkeypatch.setattr(fake_cupy, "fft", fft, raising=False)
+    cupyx = types.ModuleType("cupyx")
+    cupyx.scipy = types.ModuleType("cupyx.scipy")
+    cupyx.scipy.fft = scipy.fft
+    for name, mod in [
+        ("cupyx", cupyx),
+        ("cupyx.scipy", cupyx.scipy),
+        ("cupyx.scipy.fft", scipy.fft),
+    ]:
+        monkeypatch.setitem(sys.modules, name, mod)
+    calls = []
+    real_irfftn, real_ifftn = scipy.fft.irfftn, scipy.fft.ifftn
+    monkeypatch.setattr(
+        scipy.fft, "irfftn", lambda *a, **k: calls.append(k) or real_irfftn(*a, **k)
+    )
+    monkeypatch.setattr(scipy.fft, "ifftn", lambda *a, **k: calls.append(k) or real_ifftn(*a, **k))
+    spec = ConvSpec(in_shape=(40, 37), kernel_shape=(5, 5), batch=2, c_in=2, c_out=3,
+                    pad_lo=(2, 3), pad_hi=(0, 4), flip=True, dtype=dtype)  # fmt: skip
+    forced((16, 12))
+    x, w, y, want = _run_checked(spec, rng)
+    assert_conv_equal(y, want, x, w)
+    assert calls and all(k.get("norm") == "forward" and k.get("overwrite_x") for k in calls)
