@@ -427,7 +427,7 @@ def _cuda_direct_cost(spec: ConvSpec, c: dict[str, float]) -> float:
     from .cuda import direct
 
     t = spec.macs * c[f"direct_mac_{_costs._sfx(spec)}"]
-    if direct.fast2d_reason(spec) is not None:
+    if direct.fast2d_reason(spec) is not None and direct.fast1d_reason(spec) is not None:
         t *= c["direct_generic_penalty"]
     return c["overhead_direct"] + t + spec.min_bytes * c["stream_byte"]
 

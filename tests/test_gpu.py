@@ -32,6 +32,13 @@ SPECS = [
     dict(in_shape=(17,), kernel_shape=(4,), batch=3, c_in=2, c_out=3, pad_lo=3, pad_hi=1, flip=True),
     dict(in_shape=(5,), kernel_shape=(9,), pad_lo=6, pad_hi=6),
     dict(in_shape=(1000,), kernel_shape=(31,), stride=3, dilation=2, pad_lo=20, pad_hi=5),
+    # 1-D fast path: several tiles, taps in chunks of OPT plus a remainder, depthwise, the
+    # longest halo a tile holds (and one tap more: the generic kernel)
+    dict(in_shape=(5000,), kernel_shape=(31,), pad_lo=15, pad_hi=15, flip=True),
+    dict(in_shape=(700,), kernel_shape=(13,), batch=2, c_in=3, c_out=3, groups=3, pad_lo=2),
+    dict(in_shape=(3000,), kernel_shape=(1025,), pad_lo=512, pad_hi=512),
+    dict(in_shape=(2600,), kernel_shape=(2049,), pad_lo=2048, pad_hi=3, flip=True),
+    dict(in_shape=(2600,), kernel_shape=(2050,), pad_lo=100, pad_hi=7),
     # 2-D fast path: every compiled size, single channel (constant filter) and depthwise
     *[dict(in_shape=(45, 67), kernel_shape=(k, k), pad_lo=k // 2, pad_hi=(k - 1) // 2, flip=True)
       for k in _build.FAST2D_SIZES],

@@ -274,7 +274,12 @@ def test_fake_direct(fake_cupy, rng, kw, dtype):
     spec = ConvSpec(dtype=dtype, **kw)
     _check_alg(direct, spec, rng)
     names = {n.rsplit("_", 1)[0] for n, _, _ in fake_cupy.launches}
-    assert names == ({"direct2d"} if direct.fast2d_reason(spec) is None else {"direct3d_generic"})
+    if direct.fast2d_reason(spec) is None:
+        assert names == {"direct2d"}
+    elif direct.fast1d_reason(spec) is None:
+        assert names == {"direct1d"}
+    else:
+        assert names == {"direct3d_generic"}
 
 
 def test_fake_direct_uses_constant_and_pointer_paths(fake_cupy, rng):

@@ -81,6 +81,42 @@ def filter_in_constant(n_elems: int, suffix: str) -> bool:
     return n_elems * ITEMSIZE[suffix] <= 8 * MAX_FILTER
 
 
+# ---- fast 1-D direct path (kernels_cuda/direct1d.cu, direct1d_<dtype>) -------------------------
+FAST1D_THREADS = 256
+#: consecutive outputs per thread by element size (4, 8, 16 bytes); odd, so a warp's windows
+#: (OPT apart) fall in distinct shared-memory banks
+FAST1D_OPT = 9
+FAST1D_OPT_8 = 5
+FAST1D_OPT_16 = 3
+#: the longest halo (k - 1) a block's static tile holds, by element size (up to 8; 16 bytes)
+MAX_HALO = 2048
+MAX_HALO_16 = 1024
+
+
+def fast1d_defines() -> dict:
+    """The ``#define``s of the fast 1-D direct kernels."""
+    return {
+        "FAST1D_THREADS": FAST1D_THREADS,
+        "FAST1D_OPT": FAST1D_OPT,
+        "FAST1D_OPT_8": FAST1D_OPT_8,
+        "FAST1D_OPT_16": FAST1D_OPT_16,
+        "MAX_HALO": MAX_HALO,
+        "MAX_HALO_16": MAX_HALO_16,
+        "MAX_FILTER": MAX_FILTER,
+    }
+
+
+def fast1d_tile(suffix: str) -> int:
+    """Outputs per block of ``direct1d_<suffix>``."""
+    size = ITEMSIZE[suffix]
+    opt = FAST1D_OPT_16 if size >= 16 else FAST1D_OPT_8 if size >= 8 else FAST1D_OPT
+    return FAST1D_THREADS * opt
+
+
+def fast1d_max_halo(suffix: str) -> int:
+    return MAX_HALO_16 if ITEMSIZE[suffix] >= 16 else MAX_HALO
+
+
 # ---- generic N-d direct path and the spectral product ----------------------------------------
 GENERIC_BLOCK = 256
 SPECTRAL_BLOCK = 256
@@ -91,7 +127,7 @@ SPECTRAL_DTYPES = ("c64", "c128")
 
 #: kernel name prefixes whose ptxas report must show no spill and no stack frame.
 HOT_KERNEL_PREFIXES = (
-    "direct2d_", "spectral_", "im2col_", "col2im_", "bias_act_", "sep_pass_", "tiles_", "igemm_",
+    "direct2d_", "direct1d_", "spectral_", "im2col_", "col2im_", "bias_act_", "sep_pass_", "tiles_", "igemm_",
 )  # fmt: skip
 
 
@@ -204,6 +240,7 @@ def variants() -> list[tuple[str, dict, list[str]]]:
     out = []
     for k in FAST2D_SIZES:
         out.append(("direct.cu", fast2d_defines(k, k), [f"direct2d_{s}" for s in DIRECT_DTYPES]))
+    out.append(("direct1d.cu", fast1d_defines(), [f"direct1d_{s}" for s in DIRECT_DTYPES]))
     out.append(
         (
             "direct.cu",

@@ -1,6 +1,6 @@
 """Direct (spatial-domain) correlation on the GPU: kernels_cuda/direct.cu through CuPy.
 
-Two kernels:
+The kernels:
 
 * ``direct2d_<dtype>`` (fast 2-D path): 2-D problems with stride 1, dilation 1, a square k x k
   kernel with k in ``_build.FAST2D_SIZES``, and one input channel per output channel (a single
@@ -11,6 +11,9 @@ Two kernels:
   convolution, so the kernel always correlates.
 * ``direct3d_generic_<dtype>`` (everything else with 1-3 spatial axes): stride, dilation, padding,
   groups, batch, channels, flip; one thread per output.
+* ``direct1d_<dtype>`` (kernels_cuda/direct1d.cu, fast 1-D path): 1-D problems with stride 1,
+  dilation 1, one input channel per output channel and at most a tile's halo of taps (2049; 1025
+  for complex128); the input tile in shared memory, OPT consecutive outputs per thread.
 * ``direct3d_transposed_<dtype>``: the backward-data pass (:func:`run_backward_data`) in gather
   form, any stride, one thread per input-gradient element (stride-1 passes go through the
   dispatcher's remap onto a forward problem instead, which can take the fast 2-D path).
@@ -86,6 +89,20 @@ def fast2d_reason(spec: ConvSpec) -> str | None:
     return None
 
 
+def fast1d_reason(spec: ConvSpec) -> str | None:
+    """None when the fast 1-D kernel (kernels_cuda/direct1d.cu) applies to ``spec``, else why not."""
+    if spec.ndim != 1:
+        return "not 1-D"
+    if spec.stride != (1,) or spec.dilation != (1,):
+        return "stride or dilation is not 1"
+    if spec.c_in // spec.groups != 1 or spec.c_out // spec.groups != 1:
+        return "not single-channel or depthwise (needs c_in == c_out == groups)"
+    halo = _build.fast1d_max_halo(suffix(spec))
+    if spec.kernel_shape[0] - 1 > halo:
+        return f"a {spec.kernel_shape[0]}-tap filter exceeds the tile's halo ({halo + 1} taps)"
+    return None
+
+
 def _check_out(spec: ConvSpec, out, cp):
     if out is None:
         return cp.empty(spec.y_shape, dtype=spec.dtype)
@@ -144,9 +161,39 @@ def run(spec: ConvSpec, x, w, out=None, *, bias=None, act: int = 0, slope: float
     epi = epilogue_args(spec, bias, act, slope, cp)
     if fast2d_reason(spec) is None:
         _run_fast2d(spec, x, w, y, cp, epi)
+    elif fast1d_reason(spec) is None:
+        _run_fast1d(spec, x, w, y, cp, epi)
     else:
         _run_generic(spec, x, w, y, cp, epi)
     return y
+
+
+def fast1d_launch(suffix: str, out_w: int, planes: int):
+    """(grid, block) of ``direct1d_<suffix>``: output tiles along x, planes along y."""
+    grid = (-(-out_w // _build.fast1d_tile(suffix)), max(1, min(planes, 65535)), 1)
+    return grid, (_build.FAST1D_THREADS, 1, 1)
+
+
+def _run_fast1d(spec: ConvSpec, x, w, y, cp, epi=NO_EPILOGUE) -> None:
+    s = suffix(spec)
+    defines = _build.fast1d_defines()
+    kern = _loader.get_function("direct1d.cu", f"direct1d_{s}", defines)
+    wt = cp.ascontiguousarray(w[:, :, ::-1] if spec.flip else w)
+    k = spec.kernel_shape[0]
+    channels = spec.c_in  # == c_out == groups (or 1)
+    planes = spec.batch * channels
+    if channels == 1 and _build.filter_in_constant(k, s):
+        module = _loader.get_module("direct1d.cu", defines)
+        _loader.set_constant(module, "c_filter", wt)
+        wptr = None  # NULL: the kernel reads c_filter
+    else:
+        wptr = wt
+    grid, block = fast1d_launch(s, spec.out_shape[0], planes)
+    args = (
+        x, wptr, y, np.int64(planes), np.int32(spec.in_shape[0]), np.int32(spec.out_shape[0]),
+        np.int32(spec.pad_lo[0]), np.int32(channels), np.int32(k), *epi,
+    )  # fmt: skip
+    _loader.launch(kern, grid, block, args)
 
 
 def _run_fast2d(spec: ConvSpec, x, w, y, cp, epi=NO_EPILOGUE) -> None:
