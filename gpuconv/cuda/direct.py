@@ -130,6 +130,21 @@ def _inputs(spec: ConvSpec, x, w, cp):
     return x, w
 
 
+def prepare(spec: ConvSpec, x, w, out, reason: str | None, what: str, allocate: bool = True):
+    """``(cupy, x, w, y)`` at the start of a GPU algorithm's ``run``: ``reason`` (its
+    ``supports(spec)``) raised as a ValueError naming ``what``; ``x``, ``w`` as contiguous CuPy
+    arrays of the problem's dtype and shapes; ``y`` the checked ``out``, else a new array (None
+    when not ``allocate``)."""
+    if reason is not None:
+        raise ValueError(f"{what} cannot solve this problem: {reason}")
+    from gpuconv._arrays import require_cupy
+
+    cp = require_cupy()
+    x, w = _inputs(spec, x, w, cp)
+    y = _check_out(spec, out, cp) if out is not None or allocate else None
+    return cp, x, w, y
+
+
 def epilogue_args(spec: ConvSpec, bias, act: int, slope: float, cp) -> tuple:
     """``(bias pointer or None, int32 act, float64 slope)``: the last three arguments of every
     kernel that fuses the epilogue (codes of :mod:`gpuconv._epilogue`), checked."""
@@ -150,14 +165,7 @@ def epilogue_args(spec: ConvSpec, bias, act: int, slope: float, cp) -> tuple:
 def run(spec: ConvSpec, x, w, out=None, *, bias=None, act: int = 0, slope: float = 0.0):
     """y of the canonical problem for CuPy arrays ``x``, ``w`` (into ``out`` when given), with
     ``act(y + bias[channel])`` fused into the store when ``bias`` / ``act`` are given."""
-    reason = supports(spec)
-    if reason is not None:
-        raise ValueError(f"the GPU direct kernels cannot solve this problem: {reason}")
-    from gpuconv._arrays import require_cupy
-
-    cp = require_cupy()
-    x, w = _inputs(spec, x, w, cp)
-    y = _check_out(spec, out, cp)
+    cp, x, w, y = prepare(spec, x, w, out, supports(spec), "the GPU direct kernels")
     epi = epilogue_args(spec, bias, act, slope, cp)
     if fast2d_reason(spec) is None:
         _run_fast2d(spec, x, w, y, cp, epi)

@@ -166,15 +166,9 @@ def batch_chunk(spec: ConvSpec, F: int, L, csize: int, rsize: int, budget=None) 
 
 def run(spec: ConvSpec, x, w, out=None):
     """y of the canonical problem for CuPy arrays ``x``, ``w`` (into ``out`` when given)."""
-    reason = supports(spec)
-    if reason is not None:
-        raise ValueError(f"the GPU FFT path cannot solve this problem: {reason}")
-    from gpuconv._arrays import require_cupy
-    from gpuconv.cuda.direct import _check_out, _inputs
+    from gpuconv.cuda.direct import prepare
 
-    cp = require_cupy()
-    x, w = _inputs(spec, x, w, cp)
-    y = _check_out(spec, out, cp)
+    cp, x, w, y = prepare(spec, x, w, out, supports(spec), "the GPU FFT path")
     work = _work_dtype(spec.dtype)
     real = work.kind == "f"
     cdtype = np.result_type(work, np.complex64)

@@ -244,15 +244,10 @@ def run_backward_weight(spec: ConvSpec, x, dy):
 
 def run(spec: ConvSpec, x, w, out=None):
     """y of the canonical problem for CuPy arrays ``x``, ``w`` (into ``out`` when given)."""
-    reason = supports(spec)
-    if reason is not None:
-        raise ValueError(f"the GPU im2col path cannot solve this problem: {reason}")
-    from gpuconv._arrays import require_cupy
-    from gpuconv.cuda.direct import _check_out, _inputs
+    from gpuconv.cuda.direct import _check_out, prepare
 
-    cp = require_cupy()
-    x, w = _inputs(spec, x, w, cp)
-    y = _check_out(spec, out, cp) if out is not None else None
+    what = "the GPU im2col path"
+    cp, x, w, y = prepare(spec, x, w, out, supports(spec), what, allocate=False)
     g, cig, cog, K, P = _gemm_dims(spec)
     wt = cp.ascontiguousarray(spec.kernel_for_correlation(w)).reshape(1, g, cog, cig * K)
     for b0, nb, cb in _column_chunks(spec, x, cp):

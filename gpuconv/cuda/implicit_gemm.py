@@ -348,15 +348,9 @@ def run(
     ``act(y + bias[channel])`` fused into the store when ``bias`` / ``act`` are given.  ``tile``
     (a compiled (BM, BN)) and ``splits`` force the plan's choices (default: :func:`plan` for
     this device)."""
-    reason = supports(spec)
-    if reason is not None:
-        raise ValueError(f"the implicit-GEMM kernel cannot solve this problem: {reason}")
-    from gpuconv._arrays import require_cupy
-    from gpuconv.cuda.direct import _check_out, _inputs, epilogue_args
+    from gpuconv.cuda.direct import epilogue_args, prepare
 
-    cp = require_cupy()
-    x, w = _inputs(spec, x, w, cp)
-    y = _check_out(spec, out, cp)
+    cp, x, w, y = prepare(spec, x, w, out, supports(spec), "the implicit-GEMM kernel")
     epi = epilogue_args(spec, bias, act, slope, cp)
     if spec.flip:  # w~: reversed on every spatial axis, contiguous
         w = cp.ascontiguousarray(

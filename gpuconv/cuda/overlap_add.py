@@ -377,15 +377,9 @@ def kernel_spectrum(cp, forward, spec: ConvSpec, w, pl: TilePlan):
 def run(spec: ConvSpec, x, w, out=None, *, bias=None, act: int = 0, slope: float = 0.0):
     """y of the canonical problem for CuPy arrays ``x``, ``w`` (into ``out`` when given), with
     ``act(y + bias[channel])`` fused into the scatter's store when ``bias`` / ``act`` are given."""
-    reason = supports(spec)
-    if reason is not None:
-        raise ValueError(f"the GPU overlap-save path cannot solve this problem: {reason}")
-    from gpuconv._arrays import require_cupy
-    from gpuconv.cuda.direct import _check_out, _inputs, epilogue_args
+    from gpuconv.cuda.direct import epilogue_args, prepare
 
-    cp = require_cupy()
-    x, w = _inputs(spec, x, w, cp)
-    y = _check_out(spec, out, cp)
+    cp, x, w, y = prepare(spec, x, w, out, supports(spec), "the GPU overlap-save path")
     bias, act, slope = epilogue_args(spec, bias, act, slope, cp)
     pl = plan(spec)
     real = spec.dtype.kind != "c"

@@ -26,7 +26,7 @@ from gpuconv import _arrays
 from gpuconv._spec import ConvSpec
 from gpuconv.cpu import separable as _cpu
 from gpuconv.cuda import _build, _loader
-from gpuconv.cuda.direct import _check_out, _inputs, epilogue_args
+from gpuconv.cuda.direct import epilogue_args, prepare
 
 SOURCE = "separable.cu"
 #: run() applies bias and activation in the last pass's store (gpuconv.dispatch passes them)
@@ -156,15 +156,8 @@ def run(spec: ConvSpec, x, w, out=None, *, factors=None, bias=None, act: int = 0
     ``(c_out, Cig, k_a)`` array), to skip the host SVDs.  Raises ValueError for a kernel slice
     that is not rank 1.
     """
-    reason = supports(spec)
-    if reason is not None:
-        raise ValueError(f"the GPU separable kernels cannot solve this problem: {reason}")
-    if int(act) not in (0, 1, 2, 3, 4):
-        raise ValueError(f"act must be an activation code 0..4 (gpuconv._epilogue), got {act}")
-    cp = _arrays.require_cupy()
-    x, w = _inputs(spec, x, w, cp)
-    y = _check_out(spec, out, cp)
-    epi = epilogue_args(spec, bias, int(act), slope, cp)
+    cp, x, w, y = prepare(spec, x, w, out, supports(spec), "the GPU separable kernels")
+    epi = epilogue_args(spec, bias, act, slope, cp)
     no_epi = (np.int32(spec.c_out), None, np.int32(0), np.float64(0.0))
     facs = _device_factors(spec, w, factors, cp)
 
