@@ -427,7 +427,8 @@ def _cuda_direct_cost(spec: ConvSpec, c: dict[str, float]) -> float:
     from .cuda import direct
 
     t = spec.macs * c[f"direct_mac_{_costs._sfx(spec)}"]
-    if direct.fast2d_reason(spec) is not None and direct.fast1d_reason(spec) is not None:
+    if all(r(spec) is not None for r in (direct.fast1d_reason, direct.fast2d_reason,
+                                         direct.fast3d_reason)):  # fmt: skip
         t *= c["direct_generic_penalty"]
     return c["overhead_direct"] + t + spec.min_bytes * c["stream_byte"]
 

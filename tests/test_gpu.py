@@ -55,6 +55,15 @@ SPECS = [
     # 3-D
     dict(in_shape=(5, 6, 4), kernel_shape=(2, 3, 2), c_in=2, c_out=2, stride=(1, 2, 1), pad_lo=1),
     dict(in_shape=(8, 9, 10), kernel_shape=(3, 3, 3), batch=2, pad_lo=1, pad_hi=1, flip=True),
+    # 3-D fast path: several bricks on every axis, uneven extents, depthwise, the longest
+    # kernel a brick holds for each element size, and one tap more (the generic kernel)
+    dict(in_shape=(11, 13, 70), kernel_shape=(3, 4, 2), pad_lo=(1, 2, 0), pad_hi=(1, 1, 1)),
+    dict(in_shape=(7, 9, 35), kernel_shape=(3, 3, 3), batch=2, c_in=2, c_out=2, groups=2,
+         pad_lo=1, pad_hi=1, flip=True),
+    dict(in_shape=(9, 12, 40), kernel_shape=(5, 5, 5), pad_lo=2, pad_hi=2),
+    dict(in_shape=(10, 12, 40), kernel_shape=(7, 7, 7), pad_lo=3, pad_hi=3, flip=True),
+    dict(in_shape=(10, 12, 40), kernel_shape=(9, 9, 9), pad_lo=4, pad_hi=4),
+    dict(in_shape=(10, 12, 40), kernel_shape=(9, 10, 9), pad_lo=4, pad_hi=4),
 ]  # fmt: skip
 
 

@@ -278,6 +278,8 @@ def test_fake_direct(fake_cupy, rng, kw, dtype):
         assert names == {"direct2d"}
     elif direct.fast1d_reason(spec) is None:
         assert names == {"direct1d"}
+    elif direct.fast3d_reason(spec) is None:
+        assert names == {"direct3d_fast"}
     else:
         assert names == {"direct3d_generic"}
 

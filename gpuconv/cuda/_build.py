@@ -117,6 +117,44 @@ def fast1d_max_halo(suffix: str) -> int:
     return MAX_HALO_16 if ITEMSIZE[suffix] >= 16 else MAX_HALO
 
 
+# ---- fast 3-D direct path (kernels_cuda/direct3d.cu, direct3d_fast_<dtype>) --------------------
+#: a block's output brick: TILE3_W x TILE3_H threads, each TZ3* consecutive outputs along z
+TILE3_W = 32
+TILE3_H = 8
+TZ3 = 4
+TZ3_8 = 2
+TZ3_16 = 1
+#: the longest k - 1 per axis the static brick holds, by element size (4, 8, 16 bytes)
+HALO3D = 8
+HALO3D_8 = 6
+HALO3D_16 = 4
+
+
+def fast3d_defines() -> dict:
+    """The ``#define``s of the fast 3-D direct kernels."""
+    return {
+        "TILE3_W": TILE3_W,
+        "TILE3_H": TILE3_H,
+        "TZ3": TZ3,
+        "TZ3_8": TZ3_8,
+        "TZ3_16": TZ3_16,
+        "HALO3D": HALO3D,
+        "HALO3D_8": HALO3D_8,
+        "HALO3D_16": HALO3D_16,
+        "MAX_FILTER": MAX_FILTER,
+    }
+
+
+def fast3d_tz(suffix: str) -> int:
+    size = ITEMSIZE[suffix]
+    return TZ3_16 if size >= 16 else TZ3_8 if size >= 8 else TZ3
+
+
+def fast3d_max_halo(suffix: str) -> int:
+    size = ITEMSIZE[suffix]
+    return HALO3D_16 if size >= 16 else HALO3D_8 if size >= 8 else HALO3D
+
+
 # ---- generic N-d direct path and the spectral product ----------------------------------------
 GENERIC_BLOCK = 256
 SPECTRAL_BLOCK = 256
@@ -127,7 +165,7 @@ SPECTRAL_DTYPES = ("c64", "c128")
 
 #: kernel name prefixes whose ptxas report must show no spill and no stack frame.
 HOT_KERNEL_PREFIXES = (
-    "direct2d_", "direct1d_", "spectral_", "im2col_", "col2im_", "bias_act_", "sep_pass_", "tiles_", "igemm_",
+    "direct2d_", "direct1d_", "direct3d_fast_", "spectral_", "im2col_", "col2im_", "bias_act_", "sep_pass_", "tiles_", "igemm_",
 )  # fmt: skip
 
 
@@ -241,6 +279,7 @@ def variants() -> list[tuple[str, dict, list[str]]]:
     for k in FAST2D_SIZES:
         out.append(("direct.cu", fast2d_defines(k, k), [f"direct2d_{s}" for s in DIRECT_DTYPES]))
     out.append(("direct1d.cu", fast1d_defines(), [f"direct1d_{s}" for s in DIRECT_DTYPES]))
+    out.append(("direct3d.cu", fast3d_defines(), [f"direct3d_fast_{s}" for s in DIRECT_DTYPES]))
     out.append(
         (
             "direct.cu",

@@ -14,6 +14,9 @@ The kernels:
 * ``direct1d_<dtype>`` (kernels_cuda/direct1d.cu, fast 1-D path): 1-D problems with stride 1,
   dilation 1, one input channel per output channel and at most a tile's halo of taps (2049; 1025
   for complex128); the input tile in shared memory, OPT consecutive outputs per thread.
+* ``direct3d_fast_<dtype>`` (kernels_cuda/direct3d.cu, fast 3-D path): 3-D problems with stride
+  1, dilation 1, one input channel per output channel and kernel extents up to 9 (7 for 8-byte,
+  5 for 16-byte dtypes); an input brick in shared memory, 4 (f32) outputs along z per thread.
 * ``direct3d_transposed_<dtype>``: the backward-data pass (:func:`run_backward_data`) in gather
   form, any stride, one thread per input-gradient element (stride-1 passes go through the
   dispatcher's remap onto a forward problem instead, which can take the fast 2-D path).
@@ -103,6 +106,22 @@ def fast1d_reason(spec: ConvSpec) -> str | None:
     return None
 
 
+def fast3d_reason(spec: ConvSpec) -> str | None:
+    """None when the fast 3-D kernel (kernels_cuda/direct3d.cu) applies to ``spec``, else why not."""
+    if spec.ndim != 3:
+        return "not 3-D"
+    if spec.stride != (1, 1, 1) or spec.dilation != (1, 1, 1):
+        return "stride or dilation is not 1"
+    if spec.c_in // spec.groups != 1 or spec.c_out // spec.groups != 1:
+        return "not single-channel or depthwise (needs c_in == c_out == groups)"
+    halo = _build.fast3d_max_halo(suffix(spec))
+    if max(spec.kernel_shape) - 1 > halo:
+        return f"a {spec.kernel_shape} kernel exceeds the brick's halo ({halo + 1} per axis)"
+    if math.prod(spec.in_shape) > MAX_PLANE:
+        return "volume too large"
+    return None
+
+
 def _check_out(spec: ConvSpec, out, cp):
     if out is None:
         return cp.empty(spec.y_shape, dtype=spec.dtype)
@@ -171,9 +190,39 @@ def run(spec: ConvSpec, x, w, out=None, *, bias=None, act: int = 0, slope: float
         _run_fast2d(spec, x, w, y, cp, epi)
     elif fast1d_reason(spec) is None:
         _run_fast1d(spec, x, w, y, cp, epi)
+    elif fast3d_reason(spec) is None:
+        _run_fast3d(spec, x, w, y, cp, epi)
     else:
         _run_generic(spec, x, w, y, cp, epi)
     return y
+
+
+def fast3d_launch(suffix: str, out_shape, planes: int):
+    """(grid, block) of ``direct3d_fast_<suffix>``: columns along x, rows along y, (plane, brick
+    of z) items along z (grid-strided past 65535)."""
+    od, oh, ow = out_shape
+    items = planes * -(-od // _build.fast3d_tz(suffix))
+    grid = (-(-ow // _build.TILE3_W), -(-oh // _build.TILE3_H), max(1, min(items, 65535)))
+    return grid, (_build.TILE3_W, _build.TILE3_H, 1)
+
+
+def _run_fast3d(spec: ConvSpec, x, w, y, cp, epi=NO_EPILOGUE) -> None:
+    s = suffix(spec)
+    defines = _build.fast3d_defines()
+    kern = _loader.get_function("direct3d.cu", f"direct3d_fast_{s}", defines)
+    wt = cp.ascontiguousarray(w[:, :, ::-1, ::-1, ::-1] if spec.flip else w)
+    channels = spec.c_in  # == c_out == groups (or 1)
+    planes = spec.batch * channels
+    if channels == 1 and _build.filter_in_constant(math.prod(spec.kernel_shape), s):
+        module = _loader.get_module("direct3d.cu", defines)
+        _loader.set_constant(module, "c_filter", wt)
+        wptr = None  # NULL: the kernel reads c_filter
+    else:
+        wptr = wt
+    grid, block = fast3d_launch(s, spec.out_shape, planes)
+    ints = (*spec.in_shape, *spec.out_shape, *spec.pad_lo, channels, *spec.kernel_shape)
+    args = (x, wptr, y, np.int64(planes), *(np.int32(v) for v in ints), *epi)
+    _loader.launch(kern, grid, block, args)
 
 
 def fast1d_launch(suffix: str, out_w: int, planes: int):
