@@ -51,8 +51,12 @@ def _len_cost(n: int) -> float:
     return _cpu_fft._len_cost(n, _RADIX_COST)
 
 
-def _smooth_between(lo: int, hi: int) -> list[int]:
-    """Every 2-3-5-7-smooth number in [lo, hi]."""
+def smooth_between(lo: int, hi: int, even: bool = False) -> list[int]:
+    """Every 2-3-5-7-smooth number in [lo, hi] (even ones only when ``even``), ascending.
+
+    >>> smooth_between(10, 20), smooth_between(10, 20, even=True)
+    ([10, 12, 14, 15, 16, 18, 20], [10, 12, 14, 16, 18, 20])
+    """
     out = []
     p7 = 1
     while p7 <= hi:
@@ -61,14 +65,14 @@ def _smooth_between(lo: int, hi: int) -> list[int]:
             p3 = p5
             while p3 <= hi:
                 n = p3
-                while n < lo:
+                while n <= hi:
+                    if n >= lo and (not even or n % 2 == 0):
+                        out.append(n)
                     n *= 2
-                if n <= hi:
-                    out.append(n)
                 p3 *= 3
             p5 *= 5
         p7 *= 7
-    return out
+    return sorted(out)
 
 
 @lru_cache(maxsize=4096)
@@ -82,7 +86,7 @@ def fast_length(lmin: int, even: bool = False) -> int:
     """
     lmin = max(int(lmin), 1)
     hi = 1 << (lmin - 1).bit_length()
-    cands = [n for n in _smooth_between(lmin, hi) if not even or n % 2 == 0 or n == 1]
+    cands = [n for n in smooth_between(lmin, hi) if not even or n % 2 == 0 or n == 1]
     return min(cands, key=lambda c: (_len_cost(c), c))
 
 

@@ -123,26 +123,6 @@ def make_plan(spec: ConvSpec, lengths) -> TilePlan:
     return TilePlan(lengths, valid, tiles, need)
 
 
-def _smooth_in(lo: int, hi: int, even: bool) -> list[int]:
-    """Every 2-3-5-7-smooth number in [lo, hi] (even ones only when ``even``), ascending."""
-    out = []
-    p7 = 1
-    while p7 <= hi:
-        p5 = p7
-        while p5 <= hi:
-            p3 = p5
-            while p3 <= hi:
-                n = p3
-                while n <= hi:
-                    if n >= lo and (not even or n % 2 == 0):
-                        out.append(n)
-                    n *= 2
-                p3 *= 3
-            p5 *= 5
-        p7 *= 7
-    return sorted(out)
-
-
 @lru_cache(maxsize=4096)
 def _len_weight(L: int) -> float:
     """log2 of a length-L transform, each radix weighted as cuFFT's speed (gpuconv.cuda.fft)."""
@@ -156,7 +136,7 @@ def _axis_options(need: int, reach: int, plain: int, even: bool) -> tuple[int, .
     whole = _fft.fast_length(need + reach - 1, even=even)
     lo, hi = max(reach, MIN_TILE), min(whole, plain, MAX_TILE_ELEMS + 1) - 1
     scored = []
-    for L in _smooth_in(lo, hi, even) if need > 1 else ():
+    for L in _fft.smooth_between(lo, hi, even) if need > 1 else ():
         T = -(-need // (L - reach + 1))
         if T > 1:  # one tile is the "whole" option
             scored.append((T * L * (_len_weight(L) + _PROXY_PASSES), L))
