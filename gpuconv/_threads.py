@@ -26,21 +26,27 @@ _blas_applied: list = [None]  # the cap set on BLAS now (None: its own counts)
 
 
 def _blas_update() -> None:
-    """Cap BLAS at the smallest limit in force, or give it back its own thread count."""
+    """Cap BLAS at the smallest limit in force, or give it back its own thread count.
+
+    Applied on every change (a few microseconds a library), so a library loaded, or a count
+    changed by someone else, while a cap is in force is capped too."""
     want = min(_blas_active) if _blas_active else None
-    if want == _blas_applied[0]:
-        return
-    if want is not None and _blas_applied[0] is None:
+    if want is not None:
         try:
             from threadpoolctl import ThreadpoolController
         except ImportError:  # no threadpoolctl: BLAS keeps its own thread count
             return
         now = time.monotonic()
         if now - _blas_scanned[0] > 1.0:  # finding the loaded BLAS libraries costs ~2 ms
-            ctl = ThreadpoolController().select(user_api="blas")
-            _blas_found[:] = ctl.lib_controllers
+            _blas_found[:] = ThreadpoolController().select(user_api="blas").lib_controllers
             _blas_scanned[0] = now
-        _blas_libs[:] = [(lc, lc.get_num_threads()) for lc in _blas_found]
+        if _blas_applied[0] is None:  # uncapped until now: remember every library's own count
+            _blas_libs[:] = [(lc, lc.get_num_threads()) for lc in _blas_found]
+        else:  # a library found since the cap began: its count now is its own
+            known = {id(lc) for lc, _ in _blas_libs}
+            _blas_libs.extend(
+                (lc, lc.get_num_threads()) for lc in _blas_found if id(lc) not in known
+            )
     for lc, own in _blas_libs:
         lc.set_num_threads(own if want is None else min(want, own))
     _blas_applied[0] = want
