@@ -1032,6 +1032,7 @@ def _run_on_gpu(spec, x, w, op, epilogue, alg, fallbacks):
     (for 'auto') the next algorithms by estimate, and at last raises a MemoryError that says what
     the problem needed and what to do."""
     from ._arrays import require_cupy
+    from ._grids import label
 
     cp = require_cupy()
     tried = []
@@ -1049,15 +1050,9 @@ def _run_on_gpu(spec, x, w, op, epilogue, alg, fallbacks):
                 _release_gpu_caches(cp)
     need = sum(math.prod(s) for s in (spec.x_shape, spec.w_shape, spec.y_shape))
     raise MemoryError(
-        f"the GPU ran out of memory for {_grids_label(spec)} ({op}; its operands alone take "
+        f"the GPU ran out of memory for {label(spec)} ({op}; its operands alone take "
         f"{need * spec.dtype.itemsize / 2**20:.0f} MiB) with every algorithm tried, after "
         f"freeing CuPy's cached blocks and cuFFT plans: {'; '.join(tried)}. Free GPU memory "
         "(other arrays, other processes), split the batch, or process the array in chunks "
         "(gpuconv.dask)"
     ) from None
-
-
-def _grids_label(spec: ConvSpec) -> str:
-    from ._grids import label
-
-    return label(spec)

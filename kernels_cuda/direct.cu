@@ -62,9 +62,6 @@
 #ifndef FAST_REGS
 #define FAST_REGS 128        // register budget per thread: __launch_bounds__ asks for
 #endif                       // 65536 / (threads * FAST_REGS) resident blocks per SM
-#ifndef MAX_FILTER
-#define MAX_FILTER 4096      // constant filter buffer capacity, in 8-byte words (32 KiB)
-#endif
 #ifndef GENERIC_BLOCK
 #define GENERIC_BLOCK 256    // threads per block of the generic kernels
 #endif
@@ -74,11 +71,9 @@ static_assert(KH >= 1 && KW >= 1, "KH, KW must be >= 1");
 
 #if !defined(DIRECT_GENERIC_ONLY)
 
-// The filter for the fast 2-D path: raw storage reinterpreted per dtype, so the whole module uses
-// 8 * MAX_FILTER bytes of constant memory whatever the number of dtypes.  A filter of E elements
-// of size S bytes fits when E * S <= 8 * MAX_FILTER.  The host writes w~ (spatially flipped for
-// convolution) at offset 0 with module.get_global("c_filter").
-__constant__ __align__(16) double c_filter[MAX_FILTER];
+// The filter for the fast 2-D path: c_filter of const_filter.cuh (read below by immediate-address
+// ld.const, not filter_tap_at, see "filter taps").
+#include "const_filter.cuh"
 
 // ---- filter taps ------------------------------------------------------------------------------
 // The inner loop is unrolled with compile-time indices (StaticFor), and every use of a tap is its

@@ -20,6 +20,7 @@
 //   checks W, OW < 2^30), plane offsets 64-bit.
 
 #include "common.cuh"
+#include "const_filter.cuh"
 
 #ifndef FAST1D_THREADS
 #define FAST1D_THREADS 256
@@ -39,11 +40,6 @@
 #ifndef MAX_HALO_16
 #define MAX_HALO_16 1024      // k - 1 at most, 16-byte dtypes
 #endif
-#ifndef MAX_FILTER
-#define MAX_FILTER 4096       // constant filter buffer, in 8-byte words (32 KiB)
-#endif
-
-__constant__ __align__(16) double c_filter[MAX_FILTER];
 
 template <typename T>
 struct Tile1d {
@@ -53,12 +49,6 @@ struct Tile1d {
     static constexpr int HALO = sizeof(T) >= 16 ? MAX_HALO_16 : MAX_HALO;
     static_assert(OPT % 2 == 1, "outputs per thread must be odd (bank conflicts)");
 };
-
-template <typename T>
-__device__ __forceinline__ T tap1d(const T* __restrict__ w, int j)
-{
-    return w ? ldg(w + j) : reinterpret_cast<const T*>(c_filter)[j];
-}
 
 template <typename T>
 __device__ __forceinline__ void direct1d_body(const T* __restrict__ x, const T* __restrict__ w,
@@ -92,13 +82,13 @@ __device__ __forceinline__ void direct1d_body(const T* __restrict__ x, const T* 
             for (int i = 0; i < 2 * OPT - 1; ++i) v[i] = tb[j0 + i];
 #pragma unroll
             for (int u = 0; u < OPT; ++u) {
-                const T t = tap1d(wp, j0 + u);
+                const T t = filter_tap_at(wp, j0 + u);
 #pragma unroll
                 for (int o = 0; o < OPT; ++o) acc[o] = mac(acc[o], v[o + u], t);
             }
         }
         for (int j = j0; j < k; ++j) {  // the last k % OPT taps
-            const T t = tap1d(wp, j);
+            const T t = filter_tap_at(wp, j);
 #pragma unroll
             for (int o = 0; o < OPT; ++o) acc[o] = mac(acc[o], tb[j + o], t);
         }

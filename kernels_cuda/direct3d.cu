@@ -21,6 +21,7 @@
 //   host checks D*H*W, OD*OH*OW < 2^30), plane offsets 64-bit.
 
 #include "common.cuh"
+#include "const_filter.cuh"
 
 #ifndef TILE3_W
 #define TILE3_W 32
@@ -46,11 +47,6 @@
 #ifndef HALO3D_16
 #define HALO3D_16 4           // 16-byte dtypes
 #endif
-#ifndef MAX_FILTER
-#define MAX_FILTER 4096       // constant filter buffer, in 8-byte words (32 KiB)
-#endif
-
-__constant__ __align__(16) double c_filter[MAX_FILTER];
 
 template <typename T>
 struct Brick {
@@ -61,12 +57,6 @@ struct Brick {
     static constexpr int BW = TILE3_W + HALO;       // staged columns
     static constexpr int THREADS = TILE3_W * TILE3_H;
 };
-
-template <typename T>
-__device__ __forceinline__ T tap3d(const T* __restrict__ w, int j)
-{
-    return w ? ldg(w + j) : reinterpret_cast<const T*>(c_filter)[j];
-}
 
 template <typename T>
 __device__ __forceinline__ void direct3d_fast_body(
@@ -115,7 +105,7 @@ __device__ __forceinline__ void direct3d_fast_body(
 #pragma unroll
                 for (int a = 0; a <= G::HALO; ++a) {
                     if (a < kd) {
-                        const T t = tap3d(wp, (a * kh + b) * kw + e);
+                        const T t = filter_tap_at(wp, (a * kh + b) * kw + e);
 #pragma unroll
                         for (int o = 0; o < TZ; ++o) acc[o] = mac(acc[o], v[o + a], t);
                     }

@@ -206,19 +206,25 @@ def fast3d_launch(suffix: str, out_shape, planes: int):
     return grid, (_build.TILE3_W, _build.TILE3_H, 1)
 
 
+def _filter_arg(spec: ConvSpec, w, source: str, defines: dict, cp):
+    """The filter argument of a fast (single-channel or depthwise) kernel: w~ (spatially flipped
+    for convolution) copied to the module's ``__constant__ c_filter`` and None (a NULL pointer:
+    the kernel reads c_filter) when one filter serves every plane and fits, else w~ itself."""
+    flip = (slice(None), slice(None)) + (slice(None, None, -1),) * spec.ndim
+    wt = cp.ascontiguousarray(w[flip] if spec.flip else w)
+    if spec.c_in == 1 and _build.filter_in_constant(math.prod(spec.kernel_shape), suffix(spec)):
+        _loader.set_constant(_loader.get_module(source, defines), "c_filter", wt)
+        return None
+    return wt
+
+
 def _run_fast3d(spec: ConvSpec, x, w, y, cp, epi=NO_EPILOGUE) -> None:
     s = suffix(spec)
     defines = _build.fast3d_defines()
     kern = _loader.get_function("direct3d.cu", f"direct3d_fast_{s}", defines)
-    wt = cp.ascontiguousarray(w[:, :, ::-1, ::-1, ::-1] if spec.flip else w)
+    wptr = _filter_arg(spec, w, "direct3d.cu", defines, cp)
     channels = spec.c_in  # == c_out == groups (or 1)
     planes = spec.batch * channels
-    if channels == 1 and _build.filter_in_constant(math.prod(spec.kernel_shape), s):
-        module = _loader.get_module("direct3d.cu", defines)
-        _loader.set_constant(module, "c_filter", wt)
-        wptr = None  # NULL: the kernel reads c_filter
-    else:
-        wptr = wt
     grid, block = fast3d_launch(s, spec.out_shape, planes)
     ints = (*spec.in_shape, *spec.out_shape, *spec.pad_lo, channels, *spec.kernel_shape)
     args = (x, wptr, y, np.int64(planes), *(np.int32(v) for v in ints), *epi)
@@ -235,16 +241,10 @@ def _run_fast1d(spec: ConvSpec, x, w, y, cp, epi=NO_EPILOGUE) -> None:
     s = suffix(spec)
     defines = _build.fast1d_defines()
     kern = _loader.get_function("direct1d.cu", f"direct1d_{s}", defines)
-    wt = cp.ascontiguousarray(w[:, :, ::-1] if spec.flip else w)
+    wptr = _filter_arg(spec, w, "direct1d.cu", defines, cp)
     k = spec.kernel_shape[0]
     channels = spec.c_in  # == c_out == groups (or 1)
     planes = spec.batch * channels
-    if channels == 1 and _build.filter_in_constant(k, s):
-        module = _loader.get_module("direct1d.cu", defines)
-        _loader.set_constant(module, "c_filter", wt)
-        wptr = None  # NULL: the kernel reads c_filter
-    else:
-        wptr = wt
     grid, block = fast1d_launch(s, spec.out_shape[0], planes)
     args = (
         x, wptr, y, np.int64(planes), np.int32(spec.in_shape[0]), np.int32(spec.out_shape[0]),
@@ -258,18 +258,11 @@ def _run_fast2d(spec: ConvSpec, x, w, y, cp, epi=NO_EPILOGUE) -> None:
     kh, kw = spec.kernel_shape
     defines = _build.fast2d_defines(kh, kw)
     kern = _loader.get_function(SOURCE, f"direct2d_{s}", defines)
-    # w~: the correlation filter (flipped on both axes for convolution), contiguous
-    wt = cp.ascontiguousarray(w[:, :, ::-1, ::-1] if spec.flip else w)
+    wptr = _filter_arg(spec, w, SOURCE, defines, cp)
     channels = spec.c_in  # == c_out == groups (or 1)
     planes = spec.batch * channels
     h, wd = spec.in_shape
     oh, ow = spec.out_shape
-    if channels == 1 and _build.filter_in_constant(kh * kw, s):
-        module = _loader.get_module(SOURCE, defines)
-        _loader.set_constant(module, "c_filter", wt)
-        wptr = None  # NULL: the kernel reads c_filter
-    else:
-        wptr = wt
     grid, block = _build.fast2d_launch(s, oh, ow, planes)
     args = (
         x, wptr, y, np.int64(planes), np.int32(h), np.int32(wd), np.int32(oh), np.int32(ow),
