@@ -16,6 +16,15 @@ echo "== fresh virtual environment: pip install .[test]"
 . "$work/venv/bin/activate"
 python -m pip install -q --upgrade pip
 python -m pip install -q ".[test]" ruff
+# torch is the second oracle of the nn tests (skipped without it). Only a CPU wheel already on
+# this machine is used: asking PyPI for torch would pull a CUDA build of several GB.
+torch_wheel=$(ls /opt/wheels/torch-*+cpu-cp"$(python -c 'import sys; print(f"{sys.version_info[0]}{sys.version_info[1]}")')"-*.whl 2>/dev/null | head -1 || true)
+if [ -n "$torch_wheel" ]; then
+  echo "== torch oracle: installing $(basename "$torch_wheel")"
+  python -m pip install -q "$torch_wheel" || echo "torch did not install: its oracle tests will skip"
+else
+  echo "== no CPU torch wheel on this machine: the torch oracle tests will skip"
+fi
 
 echo "== ruff"
 ruff check gpuconv tests bench ci

@@ -22,6 +22,9 @@ offending numbers.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import numpy as np
 
 from . import _arrays, _epilogue, dispatch
@@ -41,6 +44,10 @@ __all__ = [
     "conv2d_weight",
     "conv3d_weight",
 ]
+
+Array = Any  # a NumPy or CuPy array, or anything numpy.asarray takes
+Size = int | Sequence[int]  # one value for every spatial axis, or one per axis
+Padding = int | Sequence[int] | str
 
 _COMPUTE = (np.float32, np.float64, np.complex64, np.complex128)
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
@@ -252,9 +259,11 @@ def _conv(
 
 
 def conv1d(
-    input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
-    padding_mode="zeros", algorithm="auto", device=None, activation=None, negative_slope=0.01,
-):  # fmt: skip
+    input: Array, weight: Array, bias: Array | None = None, stride: Size = 1,
+    padding: Padding = 0, dilation: Size = 1, groups: int = 1, *, padding_mode: str = "zeros",
+    algorithm: str = "auto", device: str | None = None, activation: str | None = None,
+    negative_slope: float = 0.01,
+) -> Array:  # fmt: skip
     """1-D cross-correlation as ``torch.nn.functional.conv1d`` (plus ``padding_mode``).
 
     >>> conv1d(np.ones((1, 1, 5)), np.ones((1, 1, 3)), padding=1)[0, 0]
@@ -267,9 +276,11 @@ def conv1d(
 
 
 def conv2d(
-    input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
-    padding_mode="zeros", algorithm="auto", device=None, activation=None, negative_slope=0.01,
-):  # fmt: skip
+    input: Array, weight: Array, bias: Array | None = None, stride: Size = 1,
+    padding: Padding = 0, dilation: Size = 1, groups: int = 1, *, padding_mode: str = "zeros",
+    algorithm: str = "auto", device: str | None = None, activation: str | None = None,
+    negative_slope: float = 0.01,
+) -> Array:  # fmt: skip
     """2-D cross-correlation as ``torch.nn.functional.conv2d`` (plus ``padding_mode``).
 
     ``padding``: an int, one int per axis, ``'valid'`` or ``'same'`` (stride 1 only; the extra
@@ -293,10 +304,19 @@ def conv2d(
 
 
 def conv3d(
-    input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
-    padding_mode="zeros", algorithm="auto", device=None, activation=None, negative_slope=0.01,
-):  # fmt: skip
-    """3-D cross-correlation as ``torch.nn.functional.conv3d`` (plus ``padding_mode``)."""
+    input: Array, weight: Array, bias: Array | None = None, stride: Size = 1,
+    padding: Padding = 0, dilation: Size = 1, groups: int = 1, *, padding_mode: str = "zeros",
+    algorithm: str = "auto", device: str | None = None, activation: str | None = None,
+    negative_slope: float = 0.01,
+) -> Array:  # fmt: skip
+    """3-D cross-correlation as ``torch.nn.functional.conv3d`` (plus ``padding_mode``).
+
+    Arguments as for :func:`conv2d`, with one value per axis for three spatial axes.
+
+    >>> conv3d(np.ones((1, 1, 3, 3, 3)), np.ones((1, 1, 2, 2, 2)))[0, 0, 0]
+    array([[8., 8.],
+           [8., 8.]])
+    """
     return _conv(
         3, input, weight, bias, stride, padding, dilation, groups, padding_mode, algorithm,
         device, activation, negative_slope,
@@ -394,9 +414,10 @@ def _conv_transpose(nd, input, weight, bias, stride, padding, output_padding, gr
 
 
 def conv_transpose1d(
-    input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1, *,
-    algorithm="auto", device=None,
-):  # fmt: skip
+    input: Array, weight: Array, bias: Array | None = None, stride: Size = 1,
+    padding: Size = 0, output_padding: Size = 0, groups: int = 1, dilation: Size = 1, *,
+    algorithm: str = "auto", device: str | None = None,
+) -> Array:  # fmt: skip
     """1-D transposed convolution as ``torch.nn.functional.conv_transpose1d``.
 
     Output length ``(L - 1)*stride - 2*padding + dilation*(k - 1) + output_padding + 1``.
@@ -409,19 +430,35 @@ def conv_transpose1d(
 
 
 def conv_transpose2d(
-    input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1, *,
-    algorithm="auto", device=None,
-):  # fmt: skip
-    """2-D transposed convolution as ``torch.nn.functional.conv_transpose2d``."""
+    input: Array, weight: Array, bias: Array | None = None, stride: Size = 1,
+    padding: Size = 0, output_padding: Size = 0, groups: int = 1, dilation: Size = 1, *,
+    algorithm: str = "auto", device: str | None = None,
+) -> Array:  # fmt: skip
+    """2-D transposed convolution as ``torch.nn.functional.conv_transpose2d``.
+
+    The backward-data pass of the forward convolution with the same arguments; weight
+    ``(C_in, C_out/groups, kH, kW)``.
+
+    >>> conv_transpose2d(np.ones((1, 1, 2, 2)), np.ones((1, 1, 2, 2)), stride=2)[0, 0]
+    array([[1., 1., 1., 1.],
+           [1., 1., 1., 1.],
+           [1., 1., 1., 1.],
+           [1., 1., 1., 1.]])
+    """
     return _conv_transpose(2, input, weight, bias, stride, padding, output_padding, groups,
                            dilation, algorithm, device)  # fmt: skip
 
 
 def conv_transpose3d(
-    input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1, *,
-    algorithm="auto", device=None,
-):  # fmt: skip
-    """3-D transposed convolution as ``torch.nn.functional.conv_transpose3d``."""
+    input: Array, weight: Array, bias: Array | None = None, stride: Size = 1,
+    padding: Size = 0, output_padding: Size = 0, groups: int = 1, dilation: Size = 1, *,
+    algorithm: str = "auto", device: str | None = None,
+) -> Array:  # fmt: skip
+    """3-D transposed convolution as ``torch.nn.functional.conv_transpose3d``.
+
+    >>> conv_transpose3d(np.ones((1, 1, 1, 1, 2)), np.ones((1, 1, 1, 1, 3)), stride=2)[0, 0, 0]
+    array([[1., 1., 2., 1., 1.]])
+    """
     return _conv_transpose(3, input, weight, bias, stride, padding, output_padding, groups,
                            dilation, algorithm, device)  # fmt: skip
 
@@ -515,43 +552,90 @@ def _conv_weight(nd, input, weight_size, grad_output, stride, padding, dilation,
     return _arrays.to_host(dw) if back else dw
 
 
-def conv1d_input(input_size, weight, grad_output, stride=1, padding=0, dilation=1, groups=1, *,
-                 algorithm="auto", device=None):  # fmt: skip
-    """Gradient of :func:`conv1d` with respect to its input, as ``torch.nn.grad.conv1d_input``."""
+def conv1d_input(
+    input_size: Sequence[int], weight: Array, grad_output: Array, stride: Size = 1,
+    padding: Padding = 0, dilation: Size = 1, groups: int = 1, *, algorithm: str = "auto",
+    device: str | None = None,
+) -> Array:  # fmt: skip
+    """Gradient of :func:`conv1d` with respect to its input, as ``torch.nn.grad.conv1d_input``.
+
+    >>> conv1d_input((1, 1, 5), np.ones((1, 1, 3)), np.ones((1, 1, 3)))[0, 0]
+    array([1., 2., 3., 2., 1.])
+    """
     return _conv_input(1, input_size, weight, grad_output, stride, padding, dilation, groups,
                        algorithm, device)  # fmt: skip
 
 
-def conv2d_input(input_size, weight, grad_output, stride=1, padding=0, dilation=1, groups=1, *,
-                 algorithm="auto", device=None):  # fmt: skip
-    """Gradient of :func:`conv2d` with respect to its input, as ``torch.nn.grad.conv2d_input``."""
+def conv2d_input(
+    input_size: Sequence[int], weight: Array, grad_output: Array, stride: Size = 1,
+    padding: Padding = 0, dilation: Size = 1, groups: int = 1, *, algorithm: str = "auto",
+    device: str | None = None,
+) -> Array:  # fmt: skip
+    """Gradient of :func:`conv2d` with respect to its input, as ``torch.nn.grad.conv2d_input``.
+
+    >>> conv2d_input((1, 1, 3, 3), np.ones((1, 1, 2, 2)), np.ones((1, 1, 2, 2)))[0, 0]
+    array([[1., 2., 1.],
+           [2., 4., 2.],
+           [1., 2., 1.]])
+    """
     return _conv_input(2, input_size, weight, grad_output, stride, padding, dilation, groups,
                        algorithm, device)  # fmt: skip
 
 
-def conv3d_input(input_size, weight, grad_output, stride=1, padding=0, dilation=1, groups=1, *,
-                 algorithm="auto", device=None):  # fmt: skip
-    """Gradient of :func:`conv3d` with respect to its input, as ``torch.nn.grad.conv3d_input``."""
+def conv3d_input(
+    input_size: Sequence[int], weight: Array, grad_output: Array, stride: Size = 1,
+    padding: Padding = 0, dilation: Size = 1, groups: int = 1, *, algorithm: str = "auto",
+    device: str | None = None,
+) -> Array:  # fmt: skip
+    """Gradient of :func:`conv3d` with respect to its input, as ``torch.nn.grad.conv3d_input``.
+
+    >>> conv3d_input((1, 1, 1, 1, 3), np.ones((1, 1, 1, 1, 2)), np.ones((1, 1, 1, 1, 2)))[0, 0, 0]
+    array([[1., 2., 1.]])
+    """
     return _conv_input(3, input_size, weight, grad_output, stride, padding, dilation, groups,
                        algorithm, device)  # fmt: skip
 
 
-def conv1d_weight(input, weight_size, grad_output, stride=1, padding=0, dilation=1, groups=1, *,
-                  algorithm="auto", device=None):  # fmt: skip
-    """Gradient of :func:`conv1d` with respect to its weight, as ``torch.nn.grad.conv1d_weight``."""
+def conv1d_weight(
+    input: Array, weight_size: Sequence[int], grad_output: Array, stride: Size = 1,
+    padding: Padding = 0, dilation: Size = 1, groups: int = 1, *, algorithm: str = "auto",
+    device: str | None = None,
+) -> Array:  # fmt: skip
+    """Gradient of :func:`conv1d` with respect to its weight, as ``torch.nn.grad.conv1d_weight``.
+
+    >>> conv1d_weight(np.arange(5.0).reshape(1, 1, 5), (1, 1, 3), np.ones((1, 1, 3)))[0, 0]
+    array([3., 6., 9.])
+    """
     return _conv_weight(1, input, weight_size, grad_output, stride, padding, dilation, groups,
                         algorithm, device)  # fmt: skip
 
 
-def conv2d_weight(input, weight_size, grad_output, stride=1, padding=0, dilation=1, groups=1, *,
-                  algorithm="auto", device=None):  # fmt: skip
-    """Gradient of :func:`conv2d` with respect to its weight, as ``torch.nn.grad.conv2d_weight``."""
+def conv2d_weight(
+    input: Array, weight_size: Sequence[int], grad_output: Array, stride: Size = 1,
+    padding: Padding = 0, dilation: Size = 1, groups: int = 1, *, algorithm: str = "auto",
+    device: str | None = None,
+) -> Array:  # fmt: skip
+    """Gradient of :func:`conv2d` with respect to its weight, as ``torch.nn.grad.conv2d_weight``.
+
+    >>> x = np.arange(9.0).reshape(1, 1, 3, 3)
+    >>> conv2d_weight(x, (1, 1, 2, 2), np.ones((1, 1, 2, 2)))[0, 0]
+    array([[ 8., 12.],
+           [20., 24.]])
+    """
     return _conv_weight(2, input, weight_size, grad_output, stride, padding, dilation, groups,
                         algorithm, device)  # fmt: skip
 
 
-def conv3d_weight(input, weight_size, grad_output, stride=1, padding=0, dilation=1, groups=1, *,
-                  algorithm="auto", device=None):  # fmt: skip
-    """Gradient of :func:`conv3d` with respect to its weight, as ``torch.nn.grad.conv3d_weight``."""
+def conv3d_weight(
+    input: Array, weight_size: Sequence[int], grad_output: Array, stride: Size = 1,
+    padding: Padding = 0, dilation: Size = 1, groups: int = 1, *, algorithm: str = "auto",
+    device: str | None = None,
+) -> Array:  # fmt: skip
+    """Gradient of :func:`conv3d` with respect to its weight, as ``torch.nn.grad.conv3d_weight``.
+
+    >>> x = np.arange(3.0).reshape(1, 1, 1, 1, 3)
+    >>> conv3d_weight(x, (1, 1, 1, 1, 2), np.ones((1, 1, 1, 1, 2)))[0, 0, 0]
+    array([[1., 3.]])
+    """
     return _conv_weight(3, input, weight_size, grad_output, stride, padding, dilation, groups,
                         algorithm, device)  # fmt: skip
