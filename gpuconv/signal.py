@@ -72,9 +72,14 @@ def _exact_needed(a: np.ndarray, b: np.ndarray) -> bool:
     Only integer results ask for it (float inputs may hold NaN; bool sums are always small)."""
     if np.result_type(a.dtype, b.dtype).kind not in "iu":
         return False
-    amax = int(abs(a).max()) if a.size else 0
-    bmax = int(abs(b).max()) if b.size else 0
+    amax = _largest_magnitude(a)
+    bmax = _largest_magnitude(b)
     return amax * bmax * min(a.size, b.size) > 2 ** np.finfo(float).nmant - 1
+
+
+def _largest_magnitude(a: np.ndarray) -> int:
+    """max |a| as a Python int (abs() of an int64 array wraps at -2**63)."""
+    return max(abs(int(a.max())), abs(int(a.min()))) if a.size else 0
 
 
 def _finish(y: np.ndarray, rt: np.dtype, algorithm: str) -> np.ndarray:
@@ -274,6 +279,7 @@ def _inputs_swap_needed(mode, shape1, shape2, axes=None) -> bool:
     if not (ok1 or ok2):
         raise ValueError(
             "For 'valid' mode, one must be at least as large as the other in every dimension"
+            f" (shapes {tuple(shape1)} and {tuple(shape2)})"
         )
     return not ok1
 
@@ -309,14 +315,16 @@ def _prepare_nd(in1, in2, mode, method, correlate):
         return None, None, (volume * (np.conj(kernel) if correlate else kernel))
     if volume.ndim != kernel.ndim:
         if correlate:
-            raise ValueError("in1 and in2 should have the same dimensionality")
-        raise ValueError("volume and kernel should have the same dimensionality")
-    if mode not in _MODES:
+            raise ValueError(
+                "in1 and in2 should have the same dimensionality"
+                f" (in1 has shape {volume.shape}, in2 {kernel.shape})"
+            )
         raise ValueError(
-            f"Acceptable mode flags are 'valid', 'same', or 'full', not mode={mode}"
-            if not correlate
-            else "Acceptable mode flags are 'valid', 'same', or 'full'."
+            "volume and kernel should have the same dimensionality"
+            f" (in1 has shape {volume.shape}, in2 {kernel.shape})"
         )
+    if mode not in _MODES:
+        raise ValueError(f"Acceptable mode flags are 'valid', 'same', or 'full', not mode={mode!r}")
     _check_method(method)
     return volume, kernel, None
 
@@ -337,7 +345,10 @@ def _conv_nd(volume, kernel, mode, method, plan_only=False, device="cpu"):
 
 
 def _scipy_method(method: str) -> str:
-    return method if method in ("auto", "direct", "fft") else "auto"
+    """The scipy method of a gpuconv method, for dtypes gpuconv hands to scipy.signal."""
+    if method in ("fft", "overlap_add"):
+        return "fft"
+    return "auto" if method in ("auto", "benchmark") else "direct"
 
 
 def convolve(in1, in2, mode: str = "full", method: str = "auto", *, device=None) -> np.ndarray:
@@ -356,9 +367,9 @@ def convolve(in1, in2, mode: str = "full", method: str = "auto", *, device=None)
     volume, kernel, scalar = _prepare_nd(in1, in2, mode, method, correlate=False)
     if scalar is not None:
         return scalar
-    if volume.size == 0 or kernel.size == 0:  # scipy's own answer or error for empty inputs
+    if volume.size == 0 or kernel.size == 0:  # scipy's direct answer or error for empty inputs
         sp = _scipy(volume, kernel)
-        return sp.convolve(volume, kernel, mode=mode, method=_scipy_method(method))
+        return sp.convolve(volume, kernel, mode=mode, method="direct")
     out, name = _conv_nd(volume, kernel, mode, method, device=dev)
     _warn_non_finite(out, name)
     return out
@@ -389,9 +400,9 @@ def correlate(in1, in2, mode: str = "full", method: str = "auto", *, device=None
     volume, kernel, scalar = _prepare_nd(in1, in2, mode, method, correlate=True)
     if scalar is not None:
         return scalar
-    if volume.size == 0 or kernel.size == 0:  # scipy's own answer or error for empty inputs
+    if volume.size == 0 or kernel.size == 0:  # scipy's direct answer or error for empty inputs
         sp = _scipy(volume, kernel)
-        return sp.correlate(volume, kernel, mode=mode, method=_scipy_method(method))
+        return sp.correlate(volume, kernel, mode=mode, method="direct")
     out, name = _conv_nd(volume, _reverse_and_conj(kernel), mode, method, device=dev)
     _warn_non_finite(out, name)
     return out
@@ -413,12 +424,14 @@ def _fill_scalar(fillvalue, rt: np.dtype):
         np.array(fillvalue, dtype=np.complex128)  # scipy's second try: its error if this fails
         raise ValueError(
             "could not cast `fillvalue` directly to the output type (it was first converted "
-            "to complex)."
+            f"to complex). (fillvalue={fillvalue!r}, output dtype {rt})"
         ) from None
     if fill.size != 1:
         if fill.size == 0:
             raise ValueError("`fillvalue` cannot be an empty array.")
-        raise ValueError("`fillvalue` must be scalar or an array with one element.")
+        raise ValueError(
+            f"`fillvalue` must be scalar or an array with one element. (got shape {fill.shape})"
+        )
     return fill.reshape(()).item()
 
 
@@ -428,23 +441,35 @@ def _conv2d(in1, in2, mode, boundary, fillvalue, correlate, device=None):
     a = _asarray(in1)
     b = _asarray(in2)
     if not a.ndim == b.ndim == 2:
-        raise ValueError(f"{name} inputs must both be 2-D arrays")
+        raise ValueError(
+            f"{name} inputs must both be 2-D arrays (got shapes {a.shape} and {b.shape})"
+        )
     swapped = _inputs_swap_needed(mode, a.shape, b.shape)
     if swapped:
         a, b = b, a
     if mode not in _MODES:
-        raise ValueError("Acceptable mode flags are 'valid', 'same', or 'full'.")
+        raise ValueError(f"Acceptable mode flags are 'valid', 'same', or 'full', not mode={mode!r}")
     if boundary not in _BOUNDARIES:
-        if boundary == "reflect":
-            raise ValueError("Incorrect boundary value.")
-        raise ValueError(
+        allowed = (
             "Acceptable boundary flags are 'fill', 'circular' (or 'wrap'), and "
-            "'symmetric' (or 'symm')."
+            f"'symmetric' (or 'symm'), not boundary={boundary!r}"
         )
+        if boundary == "reflect":
+            raise ValueError(f"Incorrect boundary value. {allowed}")
+        raise ValueError(allowed)
     rt = np.result_type(a.dtype, b.dtype)
     if rt == np.bool_ or rt == np.float16 or rt.kind not in "iufc":
-        raise ValueError(f"{name} not available for this type.")
+        raise ValueError(
+            f"{name} not available for this type. (dtype {rt}: use integer, float32/64 or "
+            "complex inputs)"
+        )
     fv = _fill_scalar(fillvalue, rt) if _BOUNDARIES[boundary] == "fill" else 0
+    if (a.size == 0 or b.size == 0) and _BOUNDARIES[boundary] != "fill":
+        # scipy.signal's C code divides by the empty size here and kills the process (SIGFPE)
+        raise ValueError(
+            f"{name}: boundary={boundary!r} wraps or mirrors in1, which needs both inputs "
+            f"non-empty (shapes {a.shape} and {b.shape}); use boundary='fill'"
+        )
     if not _native(rt) or a.size == 0 or b.size == 0:  # scipy's own answer, as it gives it
         sp = _scipy(a, b)
         f = sp.correlate2d if correlate else sp.convolve2d
@@ -523,12 +548,15 @@ def _norm_axes(ndim: int, axes) -> list[int]:
     try:
         axes = [operator.index(a) for a in axes]
     except TypeError:
-        raise ValueError("axes must be a scalar or iterable of integers") from None
+        raise ValueError(f"axes must be a scalar or iterable of integers (got {axes!r})") from None
     if any(a < -ndim or a >= ndim for a in axes):
-        raise ValueError("axes exceeds dimensionality of input")
+        raise ValueError(
+            f"axes exceeds dimensionality of input (axes {axes} for {ndim}-D inputs: each must be "
+            f"in [{-ndim}, {ndim - 1}])"
+        )
     axes = [a % ndim for a in axes]
     if len(set(axes)) != len(axes):
-        raise ValueError("all axes must be unique")
+        raise ValueError(f"all axes must be unique (got {axes} after wrapping negatives)")
     return axes
 
 
@@ -548,7 +576,9 @@ def _fft_front(in1, in2, mode, axes, algorithm, device=None):
     if a.ndim == b.ndim == 0:
         return a * b
     if a.ndim != b.ndim:
-        raise ValueError("in1 and in2 should have the same dimensionality")
+        raise ValueError(
+            f"in1 and in2 should have the same dimensionality (shapes {a.shape} and {b.shape})"
+        )
     if a.size == 0 or b.size == 0:
         return _xp(a, b).asarray([])
     if algorithm == "overlap_add" and a.shape == b.shape:
@@ -567,7 +597,7 @@ def _fft_front(in1, in2, mode, axes, algorithm, device=None):
         a, b = b, a
         s1, s2 = s2, s1
     if mode not in _MODES:
-        raise ValueError("acceptable mode flags are 'valid', 'same', or 'full'")
+        raise ValueError(f"acceptable mode flags are 'valid', 'same', or 'full', not mode={mode!r}")
     if mode == "same":
         # a broadcast axis where in1 has length 1 keeps the centre of in2 (scipy's _centered)
         idx = tuple(

@@ -302,3 +302,82 @@ def test_ok_integers_near_2_52_stay_exact():
                     gpuconv.__dict__[fn](a, b, mode=mode),
                     getattr(ss, fn)(a, b, mode=mode, method="direct"),
                 )
+
+
+def test_fixed_int64_minimum_stays_exact():
+    # abs(-2**63) wraps to -2**63 in int64: the exactness check read the product as negative
+    # and sent the sum through a float64 FFT (off by up to 2**10 in the last digits)
+    a = np.ones(5000, np.int64)
+    a[0] = -(2**63)
+    b = np.ones(2000, np.int64)
+    for fn in ("convolve", "correlate"):
+        np.testing.assert_array_equal(
+            getattr(gpuconv, fn)(a, b), getattr(ss, fn)(a, b, method="direct")
+        )
+
+
+@pytest.mark.parametrize("boundary", ["wrap", "symm", "circular", "symmetric"])
+def test_fixed_empty_with_wrap_or_symm_is_an_error_not_a_crash(boundary):
+    # scipy.signal.convolve2d divides by the empty size in C and the process dies of SIGFPE
+    for a, b in ((np.zeros((0, 3)), np.ones((2, 2))), (np.ones((3, 3)), np.zeros((2, 0)))):
+        with pytest.raises(ValueError, match=f"boundary='{boundary}'.*non-empty.*fill"):
+            gpuconv.convolve2d(a, b, boundary=boundary)
+
+
+@pytest.mark.parametrize("method", ["fft", "im2col", "overlap_add", "separable", "direct"])
+def test_fixed_empty_inputs_answer_as_scipy_direct(method):
+    # empty inputs go to scipy; 'fft' used to index its empty result (IndexError) and the
+    # gpuconv names became scipy 'auto', whose chooser fails on empty integer arrays
+    cases = [
+        (np.ones(4), np.ones(0)),
+        (np.zeros((0, 4), np.uint8), np.ones((1, 1), np.uint8)),
+        (np.zeros((3, 0)), np.ones((2, 2))),
+    ]
+    for a, b in cases:
+        for fn in ("convolve", "correlate"):
+            for mode in ("full", "same", "valid"):
+                ref = _outcome(ss, fn, a, b, mode, method="direct")
+                got = _outcome(gpuconv, fn, a, b, mode, method=method)
+                if isinstance(ref, Exception):
+                    assert type(got) is type(ref), (fn, mode, ref, got)
+                else:
+                    assert got.shape == ref.shape and got.dtype == ref.dtype, (fn, mode)
+
+
+def test_fixed_scipy_handoffs_keep_the_method_family():
+    # float16 inputs go to scipy.signal: 'separable' became scipy 'auto', whose chooser raised
+    # OverflowError on an inf in an integer-promoted problem; now it is scipy 'direct'
+    a = np.array([1, np.inf, 2, 3], np.float16)
+    b = np.array([1, 2], np.int8)
+    ref = ss.convolve(a, b, method="direct")
+    got = gpuconv.convolve(a, b, method="separable")
+    np.testing.assert_array_equal(got, ref)
+    assert got.dtype == ref.dtype
+
+
+@pytest.mark.parametrize(
+    "call, names",
+    [
+        (lambda: gpuconv.correlate(np.ones(3), np.ones(2), "middle"), "mode='middle'"),
+        (lambda: gpuconv.convolve2d(np.ones((3, 3)), np.ones((2, 2)), "fulll"), "mode='fulll'"),
+        (lambda: gpuconv.fftconvolve(np.ones(3), np.ones(2), "x"), "mode='x'"),
+        (lambda: gpuconv.convolve2d(np.ones((3, 3)), np.ones((2, 2)), boundary="reflect"),
+         "boundary='reflect'"),
+        (lambda: gpuconv.convolve2d(np.ones((3, 3)), np.ones((2, 2)), boundary="edge"),
+         "boundary='edge'"),
+        (lambda: gpuconv.fftconvolve(np.ones((3, 3)), np.ones((2, 2)), axes=[2]), r"axes \[2\]"),
+        (lambda: gpuconv.fftconvolve(np.ones((3, 3)), np.ones((2, 2)), axes=[0, -2]), r"\[0, 0\]"),
+        (lambda: gpuconv.fftconvolve(np.ones((3, 3)), np.ones((2, 2)), axes="a"), "'a'"),
+        (lambda: gpuconv.convolve(np.ones(3), np.ones((2, 2))), r"\(3,\), in2 \(2, 2\)"),
+        (lambda: gpuconv.convolve2d(np.ones(3), np.ones(2)), r"\(3,\) and \(2,\)"),
+        (lambda: gpuconv.convolve2d(np.ones((3, 3)), np.ones((2, 2)), fillvalue=[1, 2]),
+         r"shape \(2,\)"),
+        (lambda: gpuconv.convolve(np.ones((3, 1)), np.ones((1, 3)), "valid"),
+         r"\(3, 1\) and \(1, 3\)"),
+        (lambda: gpuconv.convolve2d(np.ones((3, 3), bool), np.ones((2, 2), bool)), "dtype bool"),
+    ],
+)  # fmt: skip
+def test_fixed_errors_name_the_value(call, names):
+    # scipy's wording comes first (code matching on it still matches), then the offending value
+    with pytest.raises(ValueError, match=names):
+        call()

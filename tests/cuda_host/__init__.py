@@ -3,13 +3,15 @@
 
 The fake CuPy of tests/fake_cupy.py hands every kernel launch here, so the host paths of
 the GPU algorithms are tested against the *real* device code (indexing, bounds, zero padding,
-tiling, grid strides, barrier phases) on a machine without a GPU.  What it cannot show (races,
-warp semantics, the memory model, speed) needs a GPU: tests/test_gpu.py and compute-sanitizer
+tiling, grid strides, barrier phases) on a machine without a GPU.  What it cannot show (warp
+semantics, the memory model, speed; races only through a changed order, see below) needs a GPU: tests/test_gpu.py and compute-sanitizer
 in ci/gpu-check.
 
 Each pointer argument is copied into a buffer with guard zones filled with a canary before the
 launch and checked after it, so a write outside an array fails the test instead of corrupting
-the heap; reads outside an array read the canary and show up as wrong numbers.  Under
+the heap; reads outside an array read the canary and show up as wrong numbers.
+``GPUCONV_HOST_ORDER=reverse`` / ``shuffle`` changes the order of the blocks and of the threads
+inside every barrier phase, so a missing ``__syncthreads`` changes the results (see cuda_host.h).  Under
 AddressSanitizer (``ci/host-asan.sh``: GPUCONV_HOST_ASAN=1, libasan preloaded) the guard zones
 are poisoned too, so any read or write outside an array stops the run with ASan's report.
 """
@@ -207,6 +209,11 @@ def launch(lib: ctypes.CDLL, name: str, grid, block, args, may_sync: bool) -> No
         g.finish()
     if err == 1:
         raise AssertionError(f"{name} called __syncthreads() but was launched as sync-free")
+    if err == 3:
+        raise AssertionError(
+            f"GPUCONV_HOST_ORDER={os.environ.get('GPUCONV_HOST_ORDER')!r}: use plain, reverse "
+            "or shuffle"
+        )
     if err:
         raise AssertionError(f"{name}: launch rejected (grid {tuple(grid)}, block {tuple(block)})")
 

@@ -5,8 +5,13 @@
 // (ucontext) on one OS thread, each switching back to the scheduler at __syncthreads(), so a
 // round-robin over the threads is exactly one barrier phase.  __shared__ variables become
 // function-local statics (one copy, shared by the block's threads; blocks never overlap).
-// What this cannot show: races between threads (the order inside a phase is fixed), warp
-// semantics, the memory model, timing.  compute-sanitizer on a GPU covers those.
+// GPUCONV_HOST_ORDER=reverse or =shuffle runs the blocks backwards and the threads of every
+// phase backwards or in a fresh pseudo-random order (plain order is thread 0 first): a missing
+// barrier (a thread reading shared memory that another thread writes in the same phase, or
+// overwriting what another still reads) then gives a different result from one order to
+// another, so running the tests in two orders finds it -- the host's stand-in for racecheck.
+// What this cannot show: warp semantics, the memory model, timing.  compute-sanitizer on a GPU
+// covers those.
 #pragma once
 
 #include <cmath>
@@ -66,6 +71,35 @@ inline int error = 0;              // 1: __syncthreads in direct mode, 2: bad la
 inline long long syncs = 0;
 inline std::function<void()> body;
 inline std::vector<Thread> pool;
+inline std::vector<unsigned> order;
+inline int order_mode = 0;         // 0 plain, 1 reverse, 2 shuffle (GPUCONV_HOST_ORDER)
+inline uint64_t order_state = 0x9E3779B97F4A7C15ull;
+
+inline int read_order_mode()
+{
+    const char* v = std::getenv("GPUCONV_HOST_ORDER");
+    if (v == nullptr || std::strcmp(v, "plain") == 0 || *v == 0) return 0;
+    if (std::strcmp(v, "reverse") == 0) return 1;
+    if (std::strcmp(v, "shuffle") == 0) return 2;
+    return -1;
+}
+
+inline uint64_t next_random()  // xorshift64*
+{
+    order_state ^= order_state >> 12;
+    order_state ^= order_state << 25;
+    order_state ^= order_state >> 27;
+    return order_state * 0x2545F4914F6CDD1Dull;
+}
+
+// The order of one phase's (or one sync-free block's) threads.
+inline void make_order(unsigned n)
+{
+    order.resize(n);
+    for (unsigned t = 0; t < n; ++t) order[t] = order_mode == 1 ? n - 1 - t : t;
+    if (order_mode == 2)
+        for (unsigned t = n - 1; t > 0; --t) std::swap(order[t], order[next_random() % (t + 1)]);
+}
 
 #if defined(__SANITIZE_ADDRESS__)
 // AddressSanitizer must be told when the stack changes under it (makecontext / swapcontext).
@@ -111,7 +145,8 @@ inline void sync()
 inline void run_block(unsigned nthreads, const dim3& b)
 {
     if (direct_mode) {
-        for (unsigned t = 0; t < nthreads; ++t) {
+        make_order(nthreads);
+        for (unsigned t : order) {
             threadIdx = uint3{t % b.x, (t / b.x) % b.y, t / (b.x * b.y)};
             body();
         }
@@ -130,7 +165,8 @@ inline void run_block(unsigned nthreads, const dim3& b)
     }
     for (;;) {
         bool live = false;
-        for (unsigned t = 0; t < nthreads; ++t) {
+        make_order(nthreads);
+        for (unsigned t : order) {
             Thread& th = pool[t];
             if (th.done) continue;
             threadIdx = uint3{t % b.x, (t / b.x) % b.y, t / (b.x * b.y)};
@@ -162,15 +198,19 @@ inline int run_grid(void (*f)(A...), const unsigned* g, const unsigned* b, void*
     blockDim = dim3{b[0], b[1], b[2]};
     const unsigned nthreads = b[0] * b[1] * b[2];
     if (nthreads == 0 || nthreads > 1024 || g[0] == 0 || g[1] == 0 || g[2] == 0) return 2;
+    order_mode = read_order_mode();
+    if (order_mode < 0) return 3;
     direct_mode = !may_sync;
     body = [&] { call(f, args, std::index_sequence_for<A...>{}); };
-    for (unsigned z = 0; z < g[2]; ++z)
-        for (unsigned y = 0; y < g[1]; ++y)
-            for (unsigned x = 0; x < g[0]; ++x) {
-                blockIdx = uint3{x, y, z};
-                run_block(nthreads, blockDim);
-                if (error) return error;
-            }
+    const uint64_t blocks = uint64_t(g[0]) * g[1] * g[2];
+    for (uint64_t i = 0; i < blocks; ++i) {
+        // reverse and shuffle both run the blocks backwards: a block reading what a later
+        // block writes (an inter-block race) then sees the other value
+        const uint64_t k = order_mode ? blocks - 1 - i : i;
+        blockIdx = uint3{unsigned(k % g[0]), unsigned(k / g[0] % g[1]), unsigned(k / g[0] / g[1])};
+        run_block(nthreads, blockDim);
+        if (error) return error;
+    }
     return 0;
 }
 
