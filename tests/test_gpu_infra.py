@@ -170,6 +170,22 @@ def test_module_options_and_cache_key(tmp_path):
     assert k1 != _loader.cache_key(0, "direct.cu", {"KH": 3}, opts, tmp_path)
 
 
+def test_kernel_sources_include_only_their_own_headers():
+    # CuPy compiles with NVRTC, which has no host C++ headers: an #include <...> that nvcc
+    # (CI's compile check) accepts would fail at run time on the GPU
+    import re
+
+    from gpuconv import _kernels
+
+    sources = {p.name for p in _kernels.sources()}
+    for path in _kernels.sources():
+        for line in path.read_text().splitlines():
+            m = re.match(r"\s*#\s*include\s*(.*)", line)
+            if m:
+                inc = m.group(1).strip()
+                assert inc.startswith('"') and inc.strip('"') in sources, (path.name, line)
+
+
 def test_every_variant_source_exists_and_kernels_are_declared():
     for source, defines, names in _build.variants():
         sigs = kernel_signatures(_loader.assemble_source(source, defines))
