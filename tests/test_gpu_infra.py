@@ -269,8 +269,6 @@ SPECS = [
 ]
 
 
-
-
 def _check_alg(module, spec, rng, **budget):
     x = random_array(rng, spec.x_shape, spec.dtype)
     w = random_array(rng, spec.w_shape, spec.dtype)

@@ -26,8 +26,6 @@ from tests.reference import reference
 DTYPES = [np.float32, np.float64, np.complex64, np.complex128]
 
 
-
-
 # ---------------------------------------------------------------------------------------------
 # problems
 

@@ -59,6 +59,7 @@ def _asan_api():
         f.argtypes, f.restype = (ctypes.c_void_p, ctypes.c_size_t), None
     return poison, unpoison
 
+
 _lock = threading.Lock()
 _libs: dict[str, ctypes.CDLL] = {}
 _launch_lock = threading.Lock()
