@@ -28,6 +28,7 @@ fi
 
 echo "== ruff"
 ruff check gpuconv tests bench ci
+ruff format --check gpuconv tests bench ci
 
 echo "== tests (the README's test command)"
 python -m pytest -q
