@@ -15,7 +15,7 @@ echo "== fresh virtual environment: pip install .[test]"
 "$py" -m venv "$work/venv"
 . "$work/venv/bin/activate"
 python -m pip install -q --upgrade pip
-python -m pip install -q ".[test]" ruff
+python -m pip install -q ".[test]" ruff==0.17.6  # pinned: format --check must match the formatter used
 # torch is the second oracle of the nn tests (skipped without it). Only a CPU wheel already on
 # this machine is used: asking PyPI for torch would pull a CUDA build of several GB.
 torch_wheel=$(ls /opt/wheels/torch-*+cpu-cp"$(python -c 'import sys; print(f"{sys.version_info[0]}{sys.version_info[1]}")')"-*.whl 2>/dev/null | head -1 || true)
