@@ -4,12 +4,40 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 from pathlib import Path
+
+
+def _positive(text: str) -> int:
+    """argparse type: an int >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not a positive integer")
+    return value
+
+
+def _writable_dir(path: Path, what: str) -> str | None:
+    """Why ``path`` cannot take files (created if missing), or None: checked before a long run."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".gpuconv-write-test-"):
+            pass
+    except OSError as e:
+        return f"{what} {path} is not a writable folder: {e.strerror or e}"
+    return None
 
 
 def _bench(args: argparse.Namespace) -> int:
     from . import _arrays, _bench
 
+    if args.out:
+        why = _writable_dir(Path(args.out), "--out")
+        if why:
+            print(f"gpuconv bench: {why}", file=sys.stderr)
+            return 2
     sizes = tuple(args.k) if args.k else None
     bar = _bench.ProgressBar(sys.stderr)
     try:
@@ -19,7 +47,11 @@ def _bench(args: argparse.Namespace) -> int:
         return 2
     print(_bench.summary(report))
     if args.out:
-        files = _bench.save(report, Path(args.out))
+        try:
+            files = _bench.save(report, Path(args.out))
+        except OSError as e:
+            print(f"gpuconv bench: writing the report to {args.out} failed: {e}", file=sys.stderr)
+            return 1
         print(f"\nreport written to {args.out}: " + ", ".join(p.name for p in files))
     return 0
 
@@ -56,7 +88,17 @@ def _info(args: argparse.Namespace) -> int:
 
 
 def _tune(args: argparse.Namespace) -> int:
-    from . import _tune
+    from . import _cache, _tune
+
+    if not args.no_save and _cache.enabled():
+        why = _writable_dir(_cache.cache_dir(), "the cache folder")
+        if why:
+            print(
+                f"gpuconv tune: {why}; set GPUCONV_CACHE_DIR to a writable folder, or pass "
+                "--no-save",
+                file=sys.stderr,
+            )
+            return 2
 
     def progress(i: int, n: int, label: str) -> None:
         print(f"  [{i}/{n}] {label}", file=sys.stderr, flush=True)
@@ -68,6 +110,9 @@ def _tune(args: argparse.Namespace) -> int:
     except (ImportError, RuntimeError) as e:
         print(f"gpuconv tune: {e}", file=sys.stderr)
         return 2
+    except OSError as e:
+        print(f"gpuconv tune: saving the constants failed: {e}", file=sys.stderr)
+        return 1
     print(result.summary())
     return 0
 
@@ -80,13 +125,17 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--device", choices=["cpu", "cuda", "all"], default="cpu")
     b.add_argument("--suite", choices=["quick", "signal", "cnn", "regret", "full"], default="quick")
     b.add_argument("--out", help="folder for report.md, results.json and the plots")
-    b.add_argument("-k", type=int, nargs="*", help="kernel sizes to run instead of the suite's")
+    b.add_argument(
+        "-k", type=_positive, nargs="*", help="kernel sizes to run instead of the suite's"
+    )
     b.set_defaults(func=_bench)
     t = sub.add_parser(
         "tune", help="measure this machine and save the dispatcher's cost constants for it"
     )
     t.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
-    t.add_argument("--repeat", type=int, default=5, help="timed runs per algorithm and problem")
+    t.add_argument(
+        "--repeat", type=_positive, default=5, help="timed runs per algorithm and problem"
+    )
     t.add_argument("--no-save", action="store_true", help="fit and print, do not save")
     t.set_defaults(func=_tune)
     i = sub.add_parser("info", help="devices, versions, kernels, where the cache is")

@@ -98,7 +98,10 @@ def _as_dask(fn: str, name: str, a) -> da.Array:
                 f"{fn}: {name} has unknown chunk sizes {a.chunks}; call "
                 f"{name}.compute_chunk_sizes() first (the halos need every chunk's length)"
             )
-        return a
+        # a chunk of length 0 holds nothing, and its in-memory call would follow scipy's rules
+        # for empty inputs (a swap, an error or []) instead of the whole array's
+        chunks = tuple(tuple(c for c in cs if c) or cs[:1] for cs in a.chunks)
+        return a if chunks == a.chunks else a.rechunk(chunks)
     if dask.is_dask_collection(a):
         raise TypeError(
             f"{fn}: {name} must be a dask.array.Array or an in-memory array, got a "
@@ -141,8 +144,21 @@ def _valid_swap(s1, s2, axes) -> bool:
     ok1 = all(s1[i] >= s2[i] for i in axes)
     ok2 = all(s2[i] >= s1[i] for i in axes)
     if not (ok1 or ok2):
-        raise ValueError(_VALID_MSG)
+        raise ValueError(f"{_VALID_MSG} (shapes {tuple(s1)} and {tuple(s2)})")
     return not ok1
+
+
+def _same_ndim(fn: str, x: da.Array, w: np.ndarray, ndim: int | None = None) -> None:
+    """The dimensionality check with the real shapes (the probes see one-sample stand-ins)."""
+    if ndim is not None and not x.ndim == w.ndim == ndim:
+        raise ValueError(
+            f"{fn} inputs must both be {ndim}-D arrays (got shapes {x.shape} and {w.shape})"
+        )
+    if x.ndim != w.ndim:
+        raise ValueError(
+            f"{fn}: in1 and in2 should have the same dimensionality (in1 has shape {x.shape}, "
+            f"in2 {w.shape})"
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -436,7 +452,13 @@ def _nd_front(fn, in1, in2, mode, method, correlate):
     func = _signal.correlate if correlate else _signal.convolve
     # the in-memory call on a one-sample stand-in: its checks (ndim, mode, method), its dtype
     probe_method = "auto" if method == "benchmark" else method  # nothing to time here
+    if x.ndim and w.ndim:
+        _same_ndim(fn, x, w)
     probe = _probe(func, np.zeros((1,) * x.ndim, x.dtype), w, mode=mode, method=probe_method)
+    if probe_method not in ("auto", "direct", "fft") and w.size and x.size:
+        # a named algorithm's own limits on the kernel (separable needs a rank-1 one) raise
+        # here, not first inside a chunk task at compute time
+        _probe(func, np.zeros(w.shape, x.dtype), w, mode="valid", method=probe_method)
     if x.ndim == 0:
         return x * (np.conj(w) if correlate else w)
     if x.size == 0 or w.size == 0:
@@ -490,6 +512,7 @@ def _front_2d(fn, in1, in2, mode, boundary, fillvalue, correlate):
     w = _in_memory(fn, "in2", in2)
     func = _signal.correlate2d if correlate else _signal.convolve2d
     kw = dict(mode=mode, boundary=boundary, fillvalue=fillvalue)
+    _same_ndim(fn, x, w, 2)
     probe = _probe(func, np.zeros((1,) * x.ndim, x.dtype), w, **kw)
     if x.size == 0 or w.size == 0:
         return _stand_in(func, x, w, **kw)
@@ -567,7 +590,7 @@ def _fft_front(fn, in1, in2, mode, axes, func):
         raise ValueError(f"incompatible shapes for in1 and in2: {s1} and {s2}")
     swap = mode == "valid" and _valid_swap(s1, s2, conv)
     if mode not in _signal._MODES:
-        raise ValueError("acceptable mode flags are 'valid', 'same', or 'full'")
+        raise ValueError(f"acceptable mode flags are 'valid', 'same', or 'full', not mode={mode!r}")
     wide = [i for i in rest if s1[i] == 1 and s2[i] > 1]
     if mode == "same":
         # 'same' keeps in1's length 1 there: the kernel's centre (scipy's _centered)

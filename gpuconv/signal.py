@@ -341,7 +341,11 @@ def _conv_nd(volume, kernel, mode, method, plan_only=False, device="cpu"):
         return sp.convolve(volume, kernel, mode=mode, method=_scipy_method(method)), "scipy"
     axes = list(range(volume.ndim))
     exact = _exact_needed(volume, kernel)
-    return _solve_window(volume, kernel, axes, mode, method, rt, exact, plan_only, device=device)
+    # overlap-add over one block that covers the input is the FFT convolution (as oaconvolve)
+    fallback = "fft" if method == "overlap_add" else None
+    return _solve_window(
+        volume, kernel, axes, mode, method, rt, exact, plan_only, fallback=fallback, device=device
+    )
 
 
 def _scipy_method(method: str) -> str:

@@ -343,6 +343,49 @@ def test_cli_bench_tiny(monkeypatch, tmp_path, capsys, fixed_rates):
     assert (out / "report.md").exists() and (out / "results.json").exists()
 
 
+@pytest.mark.parametrize(
+    "argv, says",
+    [
+        (["bench", "-k", "0"], "0 is not a positive integer"),
+        (["bench", "-k", "3", "-2"], "-2 is not a positive integer"),
+        (["tune", "--repeat", "0"], "0 is not a positive integer"),
+        (["tune", "--repeat", "x"], "'x' is not an integer"),
+    ],
+)
+def test_cli_rejects_bad_numbers(argv, says, capsys):
+    with pytest.raises(SystemExit) as e:
+        cli.main(argv)
+    assert e.value.code == 2 and says in capsys.readouterr().err
+
+
+def test_cli_checks_the_folders_before_measuring(monkeypatch, tmp_path, capsys):
+    def measure(*args, **kwargs):
+        raise AssertionError("measured before the folder was checked")
+
+    monkeypatch.setattr(_bench, "run_suite", measure)
+    a_file = tmp_path / "a-file"
+    a_file.write_text("")
+    assert cli.main(["bench", "--out", str(a_file)]) == 2
+    assert f"--out {a_file} is not a writable folder" in capsys.readouterr().err
+    assert cli.main(["bench", "--out", str(a_file / "below")]) == 2
+    from gpuconv import _tune
+
+    monkeypatch.setattr(_tune, "tune", measure)
+    monkeypatch.setenv("GPUCONV_CACHE_DIR", str(a_file / "cache"))
+    monkeypatch.delenv("GPUCONV_CACHE", raising=False)
+    assert cli.main(["tune"]) == 2
+    err = capsys.readouterr().err
+    assert "cache folder" in err and "GPUCONV_CACHE_DIR" in err and "--no-save" in err
+
+
+def test_python_dash_m_gpuconv_runs_the_command():
+    import subprocess
+
+    r = subprocess.run([sys.executable, "-m", "gpuconv", "bench", "-k", "0"], capture_output=True,
+                       text=True)  # fmt: skip
+    assert r.returncode == 2 and "positive integer" in r.stderr
+
+
 # ---- the GPU path on a fake CuPy ---------------------------------------------------------------
 
 

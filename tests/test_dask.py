@@ -143,6 +143,48 @@ def test_method_applies_to_every_chunk(rng, method):
     check(y, gpuconv.convolve(a, k, "same"), ss.convolve(a, k, "same"), a, k)
 
 
+@pytest.mark.parametrize("name", ["convolve", "correlate"])
+def test_overlap_add_on_chunks_one_block_covers(rng, name):
+    # each 100-sample chunk fits in one block; overlap-add over one block is the FFT (as in
+    # memory), not an error only the chunked call raises
+    a = random_array(rng, (3000,), np.float64)
+    k = random_array(rng, (5,), np.float64)
+    y = getattr(gd, name)(da.from_array(a, chunks=100), k, method="overlap_add")
+    check(y, getattr(gpuconv, name)(a, k), getattr(ss, name)(a, k), a, k)
+
+
+def test_a_named_algorithm_that_cannot_take_the_kernel_fails_at_the_call(rng):
+    x = da.from_array(random_array(rng, (50, 50), np.float64), chunks=10)
+    with pytest.raises(ValueError, match="separable.*rank 1"):
+        gd.convolve(x, random_array(rng, (3, 3), np.float64), method="separable")
+    ok = np.outer([1.0, 2.0, 1.0], [1.0, 0.0, -1.0])
+    y = gd.convolve(x, ok, method="separable")
+    check(y, gpuconv.convolve(x.compute(), ok), ss.convolve(x.compute(), ok), x.compute(), ok)
+
+
+ZERO_CHUNKS = [
+    ("convolve", ((3, 0), (2, 2)), (1, 3), {}),
+    ("convolve", ((0, 3), (2, 0, 2)), (3, 1), {"mode": "same"}),
+    ("correlate", ((1, 0, 2), (4,)), (2, 2), {"mode": "valid"}),
+    ("convolve2d", ((3,), (2, 0, 2)), (3, 1), {"mode": "valid"}),
+    ("convolve2d", ((1, 0, 2), (4,)), (3, 3), {"boundary": "symm"}),
+    ("correlate2d", ((1, 0, 2), (0, 4)), (2, 3), {"boundary": "wrap", "mode": "same"}),
+    ("fftconvolve", ((3, 0), (2, 2)), (1, 3), {}),
+    ("oaconvolve", ((3, 0), (2, 2)), (2, 3), {"mode": "same"}),
+    ("fftconvolve", ((3, 0), (2, 2)), (1, 3), {"axes": 1}),
+]
+
+
+@pytest.mark.parametrize("name, chunks, kshape, kw", ZERO_CHUNKS)
+def test_zero_length_chunks(rng, name, chunks, kshape, kw):
+    # explicit chunks may have length 0; such a chunk used to reach the in-memory call, whose
+    # rules for empty inputs gave a wrong shape (silently) or an error
+    a = random_array(rng, (3, 4), np.float64)
+    k = random_array(rng, kshape, np.float64)
+    y = getattr(gd, name)(da.from_array(a, chunks=chunks), k, **kw)
+    check(y, getattr(gpuconv, name)(a, k, **kw), getattr(ss, name)(a, k, **kw), a, k)
+
+
 def test_integers_exact_and_wrapping(rng):
     # int8 results wrap as in memory; large int64 products are summed exactly
     a = rng.integers(-128, 128, 40).astype(np.int8)
@@ -333,8 +375,10 @@ def test_errors():
         gd.conv2d(da.ones((2, 1, 5, 5)), da.ones((1, 1, 3, 3)))
     with pytest.raises(TypeError, match="in1 must be a dask.array.Array"):
         gd.convolve(dask.delayed(np.ones)(3), np.ones(2))
-    with pytest.raises(ValueError, match="same dimensionality"):
+    with pytest.raises(ValueError, match=r"same dimensionality \(in1 has shape \(10, 10\)"):
         gd.convolve(x, np.ones(3))
+    with pytest.raises(ValueError, match=r"2-D arrays \(got shapes \(3, 3, 3\) and \(2, 2\)"):
+        gd.convolve2d(da.ones((3, 3, 3)), np.ones((2, 2)))
     with pytest.raises(ValueError, match="same dimensionality"):
         gd.fftconvolve(x, np.ones(3))
     with pytest.raises(ValueError, match="must both be 2-D"):

@@ -381,3 +381,13 @@ def test_fixed_errors_name_the_value(call, names):
     # scipy's wording comes first (code matching on it still matches), then the offending value
     with pytest.raises(ValueError, match=names):
         call()
+
+
+@pytest.mark.parametrize("fn", ["convolve", "correlate"])
+def test_fixed_overlap_add_on_one_block_is_the_fft(fn):
+    # method='overlap_add' on a problem one block covers raised "use fft"; oaconvolve (and now
+    # the named method) computes it as the FFT convolution it is
+    rng = np.random.default_rng(5)
+    a, b = rng.standard_normal(100), rng.standard_normal(5)
+    got = getattr(gpuconv, fn)(a, b, method="overlap_add")
+    assert_conv_equal(got, getattr(ss, fn)(a, b), a, b)

@@ -1,0 +1,5 @@
+"""``python -m gpuconv``: the ``gpuconv`` command (bench, tune, info)."""
+
+from .cli import main
+
+raise SystemExit(main())
