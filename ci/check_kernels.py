@@ -6,6 +6,9 @@ architecture, prepend the defines header to the source, compile to a cubin with
 ``nvcc -std=c++17 -arch=sm_XX -cubin -Xptxas -v -Ikernels_cuda`` and parse ptxas's report per
 kernel: registers, spill stores / loads, stack frame, shared memory.  Prints one compact table.
 
+``--nvrtc LIBNVRTC`` compiles the same text through NVRTC instead, with the loader's own options
+(CuPy compiles with NVRTC at run time; any compiler message fails the check).
+
 Exit status: 1 on a compile error or a kernel missing from the cubin; a spill or a non-zero stack
 frame in a hot kernel (``_build.HOT_KERNEL_PREFIXES``) is a WARNING, an error with ``--strict``.
 Needs only python3 and nvcc (no numpy, no GPU).  Run from anywhere: ``python3 ci/check_kernels.py``.
@@ -112,6 +115,68 @@ def compile_one(nvcc: str, build, source: str, defines: dict, arch: str, tmp: Pa
     return proc.returncode == 0, parse_ptxas(text), text, dt, " ".join(cmd)
 
 
+def nvrtc_check(lib_path: str, archs, jobs: int) -> int:
+    """Compile every variant through NVRTC (what CuPy compiles with at run time) from ``lib_path``
+    with the loader's own source text and options; needs gpuconv importable (numpy)."""
+    import ctypes
+
+    sys.path.insert(0, str(REPO))
+    from gpuconv.cuda import _build, _loader
+
+    lib = ctypes.CDLL(lib_path)
+    major, minor = ctypes.c_int(), ctypes.c_int()
+    lib.nvrtcVersion(ctypes.byref(major), ctypes.byref(minor))
+    lib.nvrtcGetErrorString.restype = ctypes.c_char_p
+
+    def compile_nvrtc(code: str, options: list[str]) -> tuple[int, str]:
+        prog = ctypes.c_void_p()
+        r = lib.nvrtcCreateProgram(ctypes.byref(prog), code.encode(), b"kernel.cu", 0, None, None)
+        if r:
+            return r, lib.nvrtcGetErrorString(r).decode()
+        opts = (ctypes.c_char_p * len(options))(*(o.encode() for o in options))
+        r = lib.nvrtcCompileProgram(prog, len(options), opts)  # releases the GIL (ctypes)
+        size = ctypes.c_size_t()
+        lib.nvrtcGetProgramLogSize(prog, ctypes.byref(size))
+        log = ctypes.create_string_buffer(size.value)
+        lib.nvrtcGetProgramLog(prog, log)
+        lib.nvrtcDestroyProgram(ctypes.byref(prog))
+        return r, log.value.decode(errors="replace").strip()
+
+    work = [
+        (source, defines, arch)
+        for source, defines, _ in _build.variants()
+        for arch in archs
+    ]  # fmt: skip
+    t0 = time.perf_counter()
+    errors, logs = [], []
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        futs = [
+            (source, defines, arch, pool.submit(
+                compile_nvrtc,
+                _loader.assemble_source(source, defines, KERNELS),
+                [*_loader.module_options(KERNELS), f"-arch={arch}"],
+            ))
+            for source, defines, arch in work
+        ]  # fmt: skip
+        for source, defines, arch, fut in futs:
+            r, log = fut.result()
+            what = f"{label(source, defines)} {arch}"
+            if r:
+                errors.append(f"{what}: NVRTC error {r}\n{log}")
+            elif log:
+                logs.append(f"{what}: {log}")
+    print(
+        f"NVRTC {major.value}.{minor.value}: {len(work)} compiles ({len(work) // len(archs)} "
+        f"variants x {len(archs)} archs) in {time.perf_counter() - t0:.1f} s, "
+        f"{len(errors)} failed, {len(logs)} with a compiler message"
+    )
+    for m in logs:
+        print(f"WARNING: {m}")
+    for e in errors:
+        print(f"ERROR: {e}", file=sys.stderr)
+    return 1 if errors or logs else 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="one variant per source file")
@@ -119,7 +184,14 @@ def main(argv=None) -> int:
     ap.add_argument("--jobs", type=int, default=2, help="parallel nvcc processes (default 2)")
     ap.add_argument("--arch", action="append", help="override the architectures (repeatable)")
     ap.add_argument("--nvcc", default=os.environ.get("NVCC", "nvcc"))
+    ap.add_argument(
+        "--nvrtc",
+        metavar="LIBNVRTC",
+        help="compile through this libnvrtc instead (CuPy's run-time compiler; needs numpy)",
+    )
     args = ap.parse_args(argv)
+    if args.nvrtc:
+        return nvrtc_check(args.nvrtc, tuple(args.arch or ("compute_90",)), args.jobs)
 
     nvcc = shutil.which(args.nvcc) or args.nvcc
     if not shutil.which(nvcc):

@@ -2,8 +2,9 @@
 # What CI runs on a fresh machine with only Python, pip, gcc and nvcc:
 #   1. lint (ruff), 2. the README's test command in a fresh virtual environment,
 #   3. the GPU tests' [host] half again under AddressSanitizer (ci/host-asan.sh),
-#   4. the built wheel installed in a second fresh environment ships the CUDA sources,
-#   5. every CUDA kernel source compiled with nvcc for sm_80 and sm_90 (ptxas report read).
+#   4. every kernel variant compiled by NVRTC 12 (CuPy's run-time compiler) with the loader's
+#      options, 5. the built wheel installed in a second fresh environment ships the CUDA
+#      sources, 6. every CUDA kernel source compiled with nvcc for sm_80 and sm_90 (ptxas report).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -35,6 +36,21 @@ python -m pytest -q
 
 echo "== the CUDA kernels on the CPU under AddressSanitizer"
 ci/host-asan.sh
+
+echo "== NVRTC, CuPy's run-time compiler (CUDA 12, as cupy-cuda12x uses): every kernel variant"
+# nvcc (below) is CUDA 13; NVRTC 12 differs (it refused unannotated lambdas before the loader
+# passed -default-device), and it is what compiles the kernels on a user's GPU
+if python -m pip install -q "nvidia-cuda-nvrtc-cu12>=12.4"; then
+  nvrtc=$(python - <<'PY'
+import importlib.util, pathlib
+spec = importlib.util.find_spec("nvidia.cuda_nvrtc")
+print(next(pathlib.Path(next(iter(spec.submodule_search_locations))).glob("lib/libnvrtc.so.*")))
+PY
+)
+  python ci/check_kernels.py --nvrtc "$nvrtc"
+else
+  echo "nvidia-cuda-nvrtc-cu12 did not install (no registry?): NVRTC check skipped" >&2
+fi
 
 echo "== the wheel ships kernels_cuda"
 python -m pip wheel -q --no-deps -w "$work/dist" .

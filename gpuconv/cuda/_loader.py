@@ -19,7 +19,10 @@ from gpuconv._arrays import require_cupy
 from gpuconv.cuda import _build
 
 #: NVRTC options of every module (the include path of the sources is added per call).
-OPTIONS: tuple[str, ...] = ("-std=c++17",)
+#: -default-device: NVRTC before 13 takes an unannotated function (the generic lambdas that
+#: unroll the fast direct kernel's taps) as host code and refuses it in JIT mode; every function
+#: here is device code.
+OPTIONS: tuple[str, ...] = ("-std=c++17", "-default-device")
 
 
 class KernelCompileError(RuntimeError):
