@@ -14,7 +14,10 @@ signature, like ``torch.backends.cudnn.benchmark``) or a registered name
 (:func:`gpuconv.algorithm_names`).
 
 dtypes: the result dtype is ``numpy.result_type(input, weight, float32)`` (float32, float64,
-complex64 or complex128; integer and bool inputs compute in float64); ``bias`` is cast to it.
+complex64 or complex128), except that integer and bool inputs (every operand) compute in float64,
+exact while the sums stay below 2**53; ``bias`` is cast to it.  Forcing ``algorithm='fft'``
+spreads a NaN or inf in the input to the whole output, as every FFT does; 'auto' picks it only
+for large kernels, and 'direct' keeps them local.
 For complex dtypes the gradients are the transposes of the linear maps (no conjugation), which
 torch's autograd would conjugate.  Impossible arguments raise ValueError / TypeError naming the
 offending numbers.
@@ -74,6 +77,9 @@ def _device(fn: str, device, *arrays) -> tuple[str, bool]:
 
 
 def _result_dtype(fn: str, *arrays) -> np.dtype:
+    if all(a.dtype.kind in "biu" for a in arrays):
+        # float32 would round integer sums above 2**24 (int16 products already reach 2**30)
+        return np.dtype(np.float64)
     dt = np.result_type(*(a.dtype for a in arrays), np.float32)
     if dt not in _COMPUTE:
         raise TypeError(

@@ -666,3 +666,21 @@ def test_activation_on_an_empty_batch():
         np.empty((0, 3, 8, 8), np.float32), w, np.ones(2, np.float32), activation="relu"
     )
     assert y.shape == (0, 2, 6, 6) and y.dtype == np.float32
+
+
+@pytest.mark.parametrize(
+    "dtype", [np.int8, np.uint8, np.int16, np.uint16, np.int32, np.int64, bool]
+)
+def test_integer_inputs_compute_exactly_in_float64(dtype):
+    # narrow integers used to promote with float32 only, which rounds sums above 2**24
+    hi = 1 if dtype is bool else min(np.iinfo(dtype).max, 30001)
+    x = np.full((1, 1, 3), hi, dtype)
+    w = np.full((1, 1, 3), hi, dtype)
+    y = gpuconv.conv1d(x, w)
+    assert y.dtype == np.float64
+    assert y[0, 0, 0] == 3 * int(hi) * int(hi)
+    dx = gpuconv.conv1d_input((1, 1, 3), w, np.full((1, 1, 1), hi, dtype))
+    assert dx.dtype == np.float64 and dx[0, 0, 1] == int(hi) * int(hi)
+    # with a float operand numpy's promotion decides (int8 with float32 is float32)
+    want = np.result_type(dtype, np.float32)
+    assert gpuconv.conv1d(x, w.astype(np.float32)).dtype == want
