@@ -7,7 +7,7 @@ architecture, prepend the defines header to the source, compile to a cubin with
 kernel: registers, spill stores / loads, stack frame, shared memory.  Prints one compact table.
 
 ``--nvrtc LIBNVRTC`` compiles the same text through NVRTC instead, with the loader's own options
-(CuPy compiles with NVRTC at run time; any compiler message fails the check).
+and those CuPy adds (CuPy compiles with NVRTC at run time; any compiler message fails the check).
 
 Exit status: 1 on a compile error or a kernel missing from the cubin; a spill or a non-zero stack
 frame in a hot kernel (``_build.HOT_KERNEL_PREFIXES``) is a WARNING, an error with ``--strict``.
@@ -115,6 +115,11 @@ def compile_one(nvcc: str, build, source: str, defines: dict, arch: str, tmp: Pa
     return proc.returncode == 0, parse_ptxas(text), text, dt, " ".join(cmd)
 
 
+#: what CuPy 14 appends to a RawModule's options before NVRTC compiles it (cupy/cuda/compiler.py,
+#: non-jitify path): the check compiles what a user's GPU compiles
+CUPY_ADDS = ("--device-as-default-execution-space", "-ftz=true")
+
+
 def nvrtc_check(lib_path: str, archs, jobs: int) -> int:
     """Compile every variant through NVRTC (what CuPy compiles with at run time) from ``lib_path``
     with the loader's own source text and options; needs gpuconv importable (numpy)."""
@@ -154,7 +159,7 @@ def nvrtc_check(lib_path: str, archs, jobs: int) -> int:
             (source, defines, arch, pool.submit(
                 compile_nvrtc,
                 _loader.assemble_source(source, defines, KERNELS),
-                [*_loader.module_options(KERNELS), f"-arch={arch}"],
+                [*_loader.module_options(KERNELS), *CUPY_ADDS, f"-arch={arch}"],
             ))
             for source, defines, arch in work
         ]  # fmt: skip

@@ -38,8 +38,8 @@ echo "== the CUDA kernels on the CPU under AddressSanitizer"
 ci/host-asan.sh
 
 echo "== NVRTC, CuPy's run-time compiler (CUDA 12, as cupy-cuda12x uses): every kernel variant"
-# nvcc (below) is CUDA 13; NVRTC 12 differs (it refused unannotated lambdas before the loader
-# passed -default-device), and it is what compiles the kernels on a user's GPU
+# nvcc (below) is CUDA 13; NVRTC 12 differs (without -default-device it refuses the unannotated
+# lambdas of the fast direct kernel), and it is what compiles the kernels on a user's GPU
 if python -m pip install -q "nvidia-cuda-nvrtc-cu12>=12.4"; then
   nvrtc=$(python - <<'PY'
 import importlib.util, pathlib

@@ -20,8 +20,9 @@ from gpuconv.cuda import _build
 
 #: NVRTC options of every module (the include path of the sources is added per call).
 #: -default-device: NVRTC before 13 takes an unannotated function (the generic lambdas that
-#: unroll the fast direct kernel's taps) as host code and refuses it in JIT mode; every function
-#: here is device code.
+#: unroll the fast direct kernel's taps) as host code and refuses it in JIT mode.  CuPy 14 adds
+#: the same flag itself (--device-as-default-execution-space, not on its jitify path); passing
+#: it here keeps the sources compiling whatever CuPy adds (NVRTC accepts it twice).
 OPTIONS: tuple[str, ...] = ("-std=c++17", "-default-device")
 
 
