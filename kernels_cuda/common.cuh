@@ -93,6 +93,12 @@ __device__ __forceinline__ bool aligned16(const void* p)
     return (reinterpret_cast<unsigned long long>(p) & 15ull) == 0ull;
 }
 
+// GPUCONV_VECTOR_ACCESS(p, bytes): a vector access of `bytes` at p.  Nothing on the device; the
+// CPU runner of the tests (tests/cuda_host) checks the alignment the hardware would require.
+#if !defined(GPUCONV_VECTOR_ACCESS)
+#define GPUCONV_VECTOR_ACCESS(p, bytes) ((void)0)
+#endif
+
 // Output index o along one axis that reads input index i at tap t: o*s + t*d - pad == i, i.e.
 // o = (i + pad - t*d) / s when that is a non-negative multiple of s below O; else -1.  The
 // gather form of a transposed pass (col2im, the transposed direct kernel): no atomics.

@@ -115,6 +115,10 @@ struct IgTile {
 };
 
 // ---- vector shared loads / global stores of V consecutive elements (16-byte aligned) --------
+// Which (element size, V) the device moves as one vector (the others go element by element).
+template <int V, typename T>
+constexpr bool ig_vector = (sizeof(T) == 4 && (V == 4 || V == 2)) || (sizeof(T) == 8 && V == 2);
+
 // The device uses one LDS.64 / LDS.128 / STG.128; the host build (tests/cuda_host) has no float4
 // and copies element by element.
 template <int V, typename T>
@@ -133,6 +137,7 @@ __device__ __forceinline__ void ig_lds(T* d, const T* s)
     } else
 #endif
     {
+        if constexpr (ig_vector<V, T>) GPUCONV_VECTOR_ACCESS(s, V * sizeof(T));
 #pragma unroll
         for (int v = 0; v < V; ++v) d[v] = s[v];
     }
@@ -153,6 +158,7 @@ __device__ __forceinline__ void ig_stg(T* d, const T* s)
     } else
 #endif
     {
+        if constexpr (ig_vector<V, T>) GPUCONV_VECTOR_ACCESS(d, V * sizeof(T));
 #pragma unroll
         for (int v = 0; v < V; ++v) d[v] = s[v];
     }

@@ -73,3 +73,26 @@ def test_a_write_past_the_end_is_caught(host_kernels):
     y = np.zeros(100, np.float32)
     with pytest.raises(AssertionError, match="outside the array"):
         host_kernels.launch(lib, "past_end", (1, 1, 1), (128, 1, 1), [y, np.int32(100)], False)
+
+
+VECTOR_LOAD = r"""
+extern "C" __global__ void vector_load(const float* x, float* y, int offset)
+{
+    const int4 v = __ldg(reinterpret_cast<const int4*>(x + offset));
+    y[0] = x[offset] + (v.x != 0 ? 0.0f : 0.0f);
+}
+"""
+
+
+def test_a_misaligned_vector_load_is_caught(host_kernels):
+    lib = host_kernels.build(VECTOR_LOAD)
+    x = np.arange(16, dtype=np.float32)
+    y = np.zeros(1, np.float32)
+    shift = 1 if host_kernels.MISALIGN else 0  # the array itself starts one element off
+    host_kernels.launch(
+        lib, "vector_load", (1, 1, 1), (1, 1, 1), [x, y, np.int32(4 - shift)], False
+    )
+    assert y[0] == 4 - shift
+    with pytest.raises(AssertionError, match="misaligned"):
+        host_kernels.launch(lib, "vector_load", (1, 1, 1), (1, 1, 1), [x, y, np.int32(5 - shift)],
+                            False)  # fmt: skip

@@ -11,7 +11,9 @@ Each pointer argument is copied into a buffer with guard zones filled with a can
 launch and checked after it, so a write outside an array fails the test instead of corrupting
 the heap; reads outside an array read the canary and show up as wrong numbers.
 ``GPUCONV_HOST_ORDER=reverse`` / ``shuffle`` changes the order of the blocks and of the threads
-inside every barrier phase, so a missing ``__syncthreads`` changes the results (see cuda_host.h).  Under
+inside every barrier phase, so a missing ``__syncthreads`` changes the results (see cuda_host.h).
+Vector loads and stores are checked for the alignment a GPU requires, and
+``GPUCONV_HOST_MISALIGN=1`` shifts every array off the 16-byte boundary (see below).  Under
 AddressSanitizer (``ci/host-asan.sh``: GPUCONV_HOST_ASAN=1, libasan preloaded) the guard zones
 are poisoned too, so any read or write outside an array stops the run with ASan's report.
 """
@@ -60,6 +62,11 @@ def _asan_api():
     return poison, unpoison
 
 
+#: GPUCONV_HOST_MISALIGN=1: every array starts one element past a 256-byte boundary (as a CuPy
+#: view such as ``x[1:]`` does) instead of on it, so the kernels' scalar fallbacks for data that
+#: is not 16-byte aligned run, and a vector access the alignment checks let through fails
+MISALIGN = os.environ.get("GPUCONV_HOST_MISALIGN") == "1"
+
 _lock = threading.Lock()
 _libs: dict[str, ctypes.CDLL] = {}
 _launch_lock = threading.Lock()
@@ -102,8 +109,10 @@ def build(code: str, include_dirs=()) -> ctypes.CDLL:
         raise RuntimeError("no host C++ compiler (g++) to run the kernels on the CPU")
     incs = tuple(f"-I{Path(d).as_posix()}" for d in include_dirs)
     head = f'#include "{SHIM.as_posix()}"\n' + code
+    # the headers the source includes are part of what is compiled: an edit must rebuild
+    headers = [p.read_text() for d in include_dirs for p in sorted(Path(d).glob("*.cuh"))]
     key = hashlib.sha256(
-        "\0".join((head, SHIM.read_text(), cxx, *FLAGS, *incs)).encode()
+        "\0".join((head, SHIM.read_text(), cxx, *FLAGS, *incs, *headers)).encode()
     ).hexdigest()[:24]
     with _lock:
         lib = _libs.get(key)
@@ -157,6 +166,8 @@ class _Guarded:
         n = a.nbytes
         self.raw = np.full(n + 2 * GUARD + 256, CANARY, dtype=np.uint8)
         off = (-self.raw.ctypes.data) % 256 + GUARD  # 256-byte aligned, like cudaMalloc
+        if MISALIGN and a.itemsize < 16:
+            off += a.itemsize
         self.off, self.n = off, n
         self.raw[off : off + n] = np.ascontiguousarray(a).view(np.uint8).reshape(-1)
         self.ptr = ctypes.c_void_p(self.raw.ctypes.data + off)
@@ -210,6 +221,11 @@ def launch(lib: ctypes.CDLL, name: str, grid, block, args, may_sync: bool) -> No
         g.finish()
     if err == 1:
         raise AssertionError(f"{name} called __syncthreads() but was launched as sync-free")
+    if err == 4:
+        raise AssertionError(
+            f"{name}: a vector load or store at an address that is not a multiple of its size "
+            "(a misaligned-address fault on a GPU)"
+        )
     if err == 3:
         raise AssertionError(
             f"GPUCONV_HOST_ORDER={os.environ.get('GPUCONV_HOST_ORDER')!r}: use plain, reverse "

@@ -48,7 +48,24 @@ inline int4 make_int4(int a, int b, int c, int d) { return int4{a, b, c, d}; }
 inline uint3 threadIdx, blockIdx;
 inline dim3 blockDim, gridDim;
 
-template <typename T> inline T __ldg(const T* p) { return *p; }
+namespace gpuconv_host {
+inline int error = 0;  // 1: __syncthreads in direct mode, 2: bad launch, 3: bad order, 4: misaligned
+
+// A vector access (LDG.128, STG.64 ...) faults on a GPU unless its address is a multiple of its
+// size; x86 does not mind, so the host checks it here.
+inline void vector_access(const void* p, size_t bytes)
+{
+    if (reinterpret_cast<uintptr_t>(p) % bytes) error = 4;
+}
+}  // namespace gpuconv_host
+
+#define GPUCONV_VECTOR_ACCESS(p, bytes) gpuconv_host::vector_access((p), (bytes))
+
+template <typename T> inline T __ldg(const T* p)
+{
+    gpuconv_host::vector_access(p, alignof(T));
+    return *p;
+}
 inline float __expf(float v) { return std::exp(v); }
 inline float __fdividef(float a, float b) { return a / b; }
 using std::exp;
@@ -67,7 +84,6 @@ constexpr size_t STACK_BYTES = 256 * 1024;
 inline ucontext_t scheduler;
 inline Thread* current = nullptr;
 inline bool direct_mode = false;   // threads run as plain calls (kernel known not to sync)
-inline int error = 0;              // 1: __syncthreads in direct mode, 2: bad launch
 inline long long syncs = 0;
 inline std::function<void()> body;
 inline std::vector<Thread> pool;
