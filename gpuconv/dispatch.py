@@ -980,13 +980,28 @@ def execute(
     }[op]
     (na, sa), (nb, sb) = names
     if device == "cuda":
-        from ._arrays import require_cupy
-
-        xp = require_cupy()  # takes CuPy arrays as they are, copies anything else over
-    elif device == "cpu":
-        xp = np
-    else:
+        xp = _arrays.require_cupy()  # takes CuPy arrays as they are, copies anything else over
+        bias = epilogue[0] if epilogue else None
+        # everything runs on the GPU the operands live on, whichever is current
+        with xp.cuda.Device(_gpu_of(xp, x, w, bias)):
+            return _execute(spec, xp, x, w, algorithm, exact, op, device, epilogue, na, sa, nb, sb)
+    if device != "cpu":
         raise ValueError(f"unknown device {device!r}; use 'cpu' or 'cuda'")
+    return _execute(spec, np, x, w, algorithm, exact, op, device, epilogue, na, sa, nb, sb)
+
+
+def _gpu_of(cp, *arrays) -> int:
+    """The GPU the CuPy operands live on (the current one when none is a CuPy array)."""
+    ids = sorted({a.device.id for a in arrays if _arrays.is_cupy_array(a)})
+    if len(ids) > 1:
+        raise ValueError(
+            f"the operands live on different GPUs {ids}; copy them to one first (cupy.asarray "
+            "inside `with cupy.cuda.Device(i):` copies an array to GPU i)"
+        )
+    return ids[0] if ids else cp.cuda.Device().id
+
+
+def _execute(spec, xp, x, w, algorithm, exact, op, device, epilogue, na, sa, nb, sb):
     x, w = xp.asarray(x), xp.asarray(w)
     if x.shape != sa or w.shape != sb:
         raise ValueError(

@@ -387,3 +387,16 @@ def test_gpu_out_of_memory_falls_back_then_says_what_to_do(cp, rng, monkeypatch)
     with pytest.raises(MemoryError, match="gpuconv.dask") as e:
         dispatch.execute(spec, cp.asarray(x), cp.asarray(w), "fft", device="cuda")
     assert "fft: OutOfMemoryError" in str(e.value) and "split the batch" in str(e.value)
+
+
+def test_operands_on_two_gpus_are_refused_and_one_gpu_is_used():
+    array = type("ndarray", (), {"__module__": "cupy"})  # what is_cupy_array recognises
+    a, b = array(), array()
+    a.device, b.device = types.SimpleNamespace(id=1), types.SimpleNamespace(id=0)
+    with pytest.raises(ValueError, match=r"different GPUs \[0, 1\]"):
+        dispatch._gpu_of(None, a, b, None)
+    assert dispatch._gpu_of(None, a, np.zeros(3), None) == 1
+    current = types.SimpleNamespace(
+        cuda=types.SimpleNamespace(Device=lambda: types.SimpleNamespace(id=3))
+    )
+    assert dispatch._gpu_of(current, np.zeros(3), None) == 3
