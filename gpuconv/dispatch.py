@@ -525,6 +525,15 @@ def get_algorithm(name: str, device: str = "cpu") -> Algorithm:
         return _REGISTRY[(device, name)]
     except (KeyError, TypeError):
         what = "algorithm" if device == "cpu" else f"{device} algorithm"
+        elsewhere = [d for d, n in _REGISTRY if n == name and d != device]
+        if elsewhere:
+            where = "on the GPU (CuPy inputs or device='cuda')" if elsewhere == ["cuda"] else (
+                f"on {', '.join(elsewhere)}"
+            )  # fmt: skip
+            raise ValueError(
+                f"algorithm {name!r} runs only {where}; on {device}: "
+                f"{', '.join(algorithm_names(device))}"
+            ) from None
         raise ValueError(
             f"unknown {what} {name!r}; registered: {', '.join(algorithm_names(device))}"
         ) from None

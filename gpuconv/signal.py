@@ -114,8 +114,13 @@ def _xp(*arrays):
 # the one place where a scipy-style call becomes a canonical problem
 
 
+def _algorithm_names() -> list[str]:
+    """Every registered algorithm name, CPU and CUDA (the device is known only later)."""
+    return list(dict.fromkeys(dispatch.algorithm_names("cpu") + dispatch.algorithm_names("cuda")))
+
+
 def _method_names() -> tuple[str, ...]:
-    return ("auto", "direct", "fft", "benchmark", *dispatch.algorithm_names())
+    return ("auto", "direct", "fft", "benchmark", *_algorithm_names())
 
 
 def _check_method(method) -> None:
@@ -123,7 +128,7 @@ def _check_method(method) -> None:
         raise ValueError(
             "Acceptable method flags are 'auto', 'direct', or 'fft'."
             " (gpuconv also accepts 'benchmark' and"
-            f" {', '.join(dispatch.algorithm_names())}; got {method!r})"
+            f" {', '.join(_algorithm_names())}; got {method!r})"
         )
 
 

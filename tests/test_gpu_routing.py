@@ -400,3 +400,31 @@ def test_operands_on_two_gpus_are_refused_and_one_gpu_is_used():
         cuda=types.SimpleNamespace(Device=lambda: types.SimpleNamespace(id=3))
     )
     assert dispatch._gpu_of(current, np.zeros(3), None) == 3
+
+
+@pytest.mark.parametrize("fn", ["convolve", "correlate"])
+def test_gpu_only_method_names_reach_the_gpu(fn, monkeypatch, rng):
+    # the method check ran before the device was known and knew only the CPU names
+    monkeypatch.setitem(sys.modules, "cupy", make_routing_cupy())
+    _loader.clear_cache()
+    a = random_array(rng, (20, 20), np.float32)
+    k = random_array(rng, (3, 3), np.float32)
+    got = getattr(gpuconv, fn)(a, k, method="implicit_gemm", device="cuda")
+    assert_conv_equal(got, getattr(gpuconv, fn)(a, k), a, k)
+
+
+def test_a_gpu_only_name_on_the_cpu_says_where_it_runs():
+    with pytest.raises(ValueError, match="'implicit_gemm' runs only on the GPU.*on cpu: direct"):
+        gpuconv.convolve(np.ones((8, 8)), np.ones((3, 3)), method="implicit_gemm")
+
+
+def test_broadcast_inputs_on_the_gpu_path(monkeypatch, rng):
+    # oaconvolve broadcasts a non-convolved axis with np.broadcast_to: a read-only view reaches
+    # the (fake) device; the result must match the CPU
+    monkeypatch.setitem(sys.modules, "cupy", make_routing_cupy())
+    _loader.clear_cache()
+    a = random_array(rng, (2, 11), np.float64)
+    k = random_array(rng, (2, 17), np.float64)
+    for fn in ("oaconvolve", "fftconvolve"):
+        got = getattr(gpuconv, fn)(a, k, axes=[1], device="cuda")
+        assert_conv_equal(got, getattr(gpuconv, fn)(a, k, axes=[1]), a, k)

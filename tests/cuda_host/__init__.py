@@ -9,7 +9,7 @@ in ci/gpu-check.
 
 Each pointer argument is copied into a buffer with guard zones filled with a canary before the
 launch and checked after it, so a write outside an array fails the test instead of corrupting
-the heap; reads outside an array read the canary and show up as wrong numbers.
+the heap; reads outside an array read the canary (all ones: NaN as a float) and show up as wrong numbers.
 ``GPUCONV_HOST_ORDER=reverse`` / ``shuffle`` changes the order of the blocks and of the threads
 inside every barrier phase, so a missing ``__syncthreads`` changes the results (see cuda_host.h).
 Vector loads and stores are checked for the alignment a GPU requires, and
@@ -35,7 +35,9 @@ import numpy as np
 SHIM = Path(__file__).with_name("cuda_host.h")
 #: bytes of canary on each side of every array a kernel gets
 GUARD = 1 << 14
-CANARY = 0xA5
+#: all ones: a float read from a guard zone is a NaN (an int64 is -1), so a read outside an
+#: array that reaches a result shows in the numbers even without AddressSanitizer
+CANARY = 0xFF
 FLAGS = ("-std=c++17", "-O1", "-shared", "-fPIC", "-w", "-x", "c++")
 #: GPUCONV_HOST_ASAN=1 (with libasan preloaded, as ci/host-asan.sh does): the kernels are built with
 #: AddressSanitizer and the guard zones are poisoned, so any read or write outside an array
@@ -191,8 +193,14 @@ class _Guarded:
                 f"{self.what}: the kernel wrote outside the array ({bad_lo} bytes before it, "
                 f"{bad_hi} after it)"
             )
-        if self.n:
-            self.a.view(np.uint8).reshape(-1)[...] = self.raw[self.off : self.off + self.n]
+        if not self.n:
+            return
+        data = self.raw[self.off : self.off + self.n]
+        if not self.a.flags.writeable:  # an input view (np.broadcast_to ...): must be unchanged
+            if not np.array_equal(np.ascontiguousarray(self.a).view(np.uint8).reshape(-1), data):
+                raise AssertionError(f"{self.what}: the kernel wrote into a read-only input")
+            return
+        self.a.view(np.uint8).reshape(-1)[...] = data
 
 
 def launch(lib: ctypes.CDLL, name: str, grid, block, args, may_sync: bool) -> None:
