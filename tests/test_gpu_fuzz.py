@@ -15,6 +15,8 @@ import pytest
 
 from gpuconv import dispatch
 from gpuconv._spec import ConvSpec
+from gpuconv.cuda import _build
+from gpuconv.cuda import direct as cuda_direct
 from tests.conftest import assert_conv_equal, random_array
 from tests.reference import reference
 
@@ -22,6 +24,7 @@ pytestmark = pytest.mark.gpu
 
 DTYPES = [np.float32, np.float64, np.complex64, np.complex128, np.int64]
 CASES = 40
+STRIDED_CASES = 15
 
 
 def random_spec(rng: np.random.Generator, dtype) -> ConvSpec:
@@ -64,6 +67,20 @@ def _cases():
 
 @pytest.mark.parametrize(("name", "case"), list(_cases()))
 def test_gpu_algorithm_on_random_problems(gpu, name, case):
+    _run_every_pass(gpu, name, case)
+
+
+@pytest.mark.parametrize(("name", "case"), [p for p in _cases() if p.values[1] < STRIDED_CASES])
+def test_gpu_algorithm_grid_strided(gpu, name, case, monkeypatch):
+    """grid.y / grid.z capped at 2 (CUDA's cap is 65535): every kernel's grid-stride loop runs on
+    small problems, a block reusing its shared tile for a second plane or item (the barrier
+    after the tile's last read guards that)."""
+    monkeypatch.setattr(_build, "GRID_YZ_MAX", 2)
+    monkeypatch.setattr(cuda_direct, "_GENERIC_MAX_GRID_X", 2)
+    _run_every_pass(gpu, name, case + 500)
+
+
+def _run_every_pass(gpu, name, case):
     rng = np.random.default_rng(1000 * case + 17)
     dtype = DTYPES[case % len(DTYPES)]
     spec = random_spec(rng, dtype)

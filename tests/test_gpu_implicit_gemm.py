@@ -24,7 +24,7 @@ import pytest
 
 from gpuconv import _epilogue, dispatch
 from gpuconv._spec import ConvSpec
-from gpuconv.cuda import _loader
+from gpuconv.cuda import _build, _loader
 from gpuconv.cuda import implicit_gemm as ig
 from tests.conftest import assert_conv_equal, random_array
 from tests.fake_cupy import kernel_signatures
@@ -231,7 +231,7 @@ def test_grid_strided(gpu, rng, monkeypatch, tile, splits):
     split (and the reduce's grid.y over every plane)."""
     spec = ConvSpec(in_shape=(5, 6), kernel_shape=(2, 3), batch=2, c_in=6, c_out=390, groups=3,
                     pad_lo=1, dtype=np.float32)  # fmt: skip
-    monkeypatch.setattr(ig, "GRID_YZ_MAX", 1)
+    monkeypatch.setattr(_build, "GRID_YZ_MAX", 1)
     x, w, got = _run_checked(gpu, spec, rng, tile, splits)
     assert_conv_equal(got, reference(spec, x, w).astype(spec.dtype), x, w)
     log = _launches(gpu)

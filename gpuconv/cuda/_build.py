@@ -69,10 +69,16 @@ def fast2d_out_per_thread(suffix: str) -> int:
     return OUT_PER_THREAD_16 if size >= 16 else OUT_PER_THREAD_8 if size >= 8 else OUT_PER_THREAD
 
 
+#: CUDA's limit on grid.y and grid.z.  The kernels grid-stride over what lies beyond it; the tests
+#: lower it (to 2) so those loops, and the barriers that guard a tile reused for the next item,
+#: run on small problems.
+GRID_YZ_MAX = 65535
+
+
 def fast2d_launch(suffix: str, out_h: int, out_w: int, planes: int):
     """(grid, block) of ``direct2d_<suffix>`` for planes of out_h x out_w outputs."""
     block = (TILE_W, TILE_H // fast2d_out_per_thread(suffix), 1)
-    grid = (-(-out_w // TILE_W), -(-out_h // TILE_H), max(1, min(planes, 65535)))
+    grid = (-(-out_w // TILE_W), -(-out_h // TILE_H), max(1, min(planes, GRID_YZ_MAX)))
     return grid, block
 
 

@@ -202,7 +202,11 @@ def fast3d_launch(suffix: str, out_shape, planes: int):
     of z) items along z (grid-strided past 65535)."""
     od, oh, ow = out_shape
     items = planes * -(-od // _build.fast3d_tz(suffix))
-    grid = (-(-ow // _build.TILE3_W), -(-oh // _build.TILE3_H), max(1, min(items, 65535)))
+    grid = (
+        -(-ow // _build.TILE3_W),
+        -(-oh // _build.TILE3_H),
+        max(1, min(items, _build.GRID_YZ_MAX)),
+    )
     return grid, (_build.TILE3_W, _build.TILE3_H, 1)
 
 
@@ -233,7 +237,7 @@ def _run_fast3d(spec: ConvSpec, x, w, y, cp, epi=NO_EPILOGUE) -> None:
 
 def fast1d_launch(suffix: str, out_w: int, planes: int):
     """(grid, block) of ``direct1d_<suffix>``: output tiles along x, planes along y."""
-    grid = (-(-out_w // _build.fast1d_tile(suffix)), max(1, min(planes, 65535)), 1)
+    grid = (-(-out_w // _build.fast1d_tile(suffix)), max(1, min(planes, _build.GRID_YZ_MAX)), 1)
     return grid, (_build.FAST1D_THREADS, 1, 1)
 
 
@@ -280,7 +284,11 @@ def generic_launch(spec: ConvSpec):
     spatial = math.prod(spec.out_shape)
     planes = spec.batch * spec.c_out
     b = _build.GENERIC_BLOCK
-    grid = (max(1, min(-(-spatial // b), _GENERIC_MAX_GRID_X)), max(1, min(planes, 65535)), 1)
+    grid = (
+        max(1, min(-(-spatial // b), _GENERIC_MAX_GRID_X)),
+        max(1, min(planes, _build.GRID_YZ_MAX)),
+        1,
+    )
     return grid, (b, 1, 1)
 
 
@@ -323,7 +331,7 @@ def transposed_launch(spec: ConvSpec):
     b = _build.GENERIC_BLOCK
     grid = (
         max(1, min(-(-spatial // b), _GENERIC_MAX_GRID_X)),
-        max(1, min(spec.batch * spec.c_in, 65535)),
+        max(1, min(spec.batch * spec.c_in, _build.GRID_YZ_MAX)),
         1,
     )
     return grid, (b, 1, 1)

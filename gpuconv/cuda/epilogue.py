@@ -15,7 +15,7 @@ def launch_config(planes: int, spatial: int) -> tuple[tuple[int, int, int], tupl
     """(grid, block): planes along y (grid-stride beyond 65535), a plane's elements along x."""
     b = _build.EPILOGUE_BLOCK
     gx = max(1, min(-(-spatial // b), 2**31 - 1))
-    return (gx, max(1, min(planes, 65535)), 1), (b, 1, 1)
+    return (gx, max(1, min(planes, _build.GRID_YZ_MAX)), 1), (b, 1, 1)
 
 
 def apply(y, bias, code: int, slope: float) -> None:

@@ -152,7 +152,7 @@ def kernel_spectrum(xp, fft, spec: ConvSpec, wt, L, real: bool):
 def spectral_launch(F: int, items: int):
     """(grid, block) of ``spectral_*`` for F frequencies and ``items`` (n, g, o-block) items."""
     b = _build.SPECTRAL_BLOCK
-    return (-(-F // b), max(1, min(items, 65535)), 1), (b, 1, 1)
+    return (-(-F // b), max(1, min(items, _build.GRID_YZ_MAX)), 1), (b, 1, 1)
 
 
 def spectral_args(X, H, Y, F: int, nb: int, spec: ConvSpec) -> tuple:

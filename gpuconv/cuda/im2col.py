@@ -66,12 +66,20 @@ def geometry_args(spec: ConvSpec) -> tuple:
 
 def im2col_launch(rows: int, P: int):
     b = _build.IM2COL_BLOCK
-    return (max(1, min(-(-P // b), (1 << 30) // b)), max(1, min(rows, 65535)), 1), (b, 1, 1)
+    return (max(1, min(-(-P // b), (1 << 30) // b)), max(1, min(rows, _build.GRID_YZ_MAX)), 1), (
+        b,
+        1,
+        1,
+    )
 
 
 def col2im_launch(planes: int, n_in: int):
     b = _build.IM2COL_BLOCK
-    return (max(1, min(-(-n_in // b), (1 << 30) // b)), max(1, min(planes, 65535)), 1), (b, 1, 1)
+    return (
+        max(1, min(-(-n_in // b), (1 << 30) // b)),
+        max(1, min(planes, _build.GRID_YZ_MAX)),
+        1,
+    ), (b, 1, 1)
 
 
 def batch_chunk(spec: ConvSpec, budget: int | None = None) -> int:

@@ -64,9 +64,8 @@ MAX_PLANE = 1 << 30
 MAX_N = 2**31 - 1 - 4096
 #: the kernel's K = Cig * taps is an int advanced in steps of 8.
 MAX_K = 2**31 - 1 - 64
-#: grid.y (M tiles) and grid.z (groups * K splits) are capped here; the kernels grid-stride past
-#: them (the reduce kernel's grid.y over planes too).
-GRID_YZ_MAX = 65535
+# grid.y (M tiles) and grid.z (groups * K splits) are capped at _build.GRID_YZ_MAX; the kernels
+# grid-stride past it (the reduce kernel's grid.y over planes too).
 _INT_MAX = 2**31 - 1
 
 # ---- the plan model (choice and cost) --------------------------------------------------------
@@ -267,24 +266,24 @@ def batch_chunk(spec: ConvSpec) -> int:
 
 def launch_config(spec: ConvSpec, nb: int, bm: int, bn: int, splits: int = 1):
     """(grid, block) of ``igemm_*`` for ``nb`` batch items: x over the N tiles, y over the M
-    tiles, z over groups * splits (both capped at :data:`GRID_YZ_MAX`, grid-strided beyond)."""
+    tiles, z over groups * splits (both capped at :data:`_build.GRID_YZ_MAX`, grid-strided beyond)."""
     cog = spec.c_out // spec.groups
     N = nb * math.prod(spec.out_shape)
     grid = (
         max(1, -(-N // bn)),
-        max(1, min(-(-cog // bm), GRID_YZ_MAX)),
-        max(1, min(spec.groups * splits, GRID_YZ_MAX)),
+        max(1, min(-(-cog // bm), _build.GRID_YZ_MAX)),
+        max(1, min(spec.groups * splits, _build.GRID_YZ_MAX)),
     )
     return grid, (IGEMM_THREADS, 1, 1)
 
 
 def reduce_config(spec: ConvSpec, nb: int):
     """(grid, block) of ``igemm_reduce_*``: x over a plane's outputs, y over the nb * c_out
-    planes (capped at :data:`GRID_YZ_MAX`, grid-strided beyond)."""
+    planes (capped at :data:`_build.GRID_YZ_MAX`, grid-strided beyond)."""
     P = math.prod(spec.out_shape)
     grid = (
         max(1, min(-(-P // IGEMM_THREADS), (1 << 30) // IGEMM_THREADS)),
-        max(1, min(nb * spec.c_out, GRID_YZ_MAX)),
+        max(1, min(nb * spec.c_out, _build.GRID_YZ_MAX)),
         1,
     )
     return grid, (IGEMM_THREADS, 1, 1)

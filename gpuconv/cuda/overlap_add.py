@@ -285,8 +285,8 @@ def tiles_launch(width: int, rows: int, planes: int):
     t = _build.TILES_THREADS
     bx = min(range(32, t + 1, 32), key=lambda b: (-(-width // b) * b - width, -b))
     by = max(1, t // bx)
-    gy = max(1, min(-(-rows // (by * _build.TILES_ROWS)), 65535))
-    return (-(-width // bx), gy, max(1, min(planes, 65535))), (bx, by, 1)
+    gy = max(1, min(-(-rows // (by * _build.TILES_ROWS)), _build.GRID_YZ_MAX))
+    return (-(-width // bx), gy, max(1, min(planes, _build.GRID_YZ_MAX))), (bx, by, 1)
 
 
 def gather_args(spec: ConvSpec, pl: TilePlan, x, tiles, first_n: int, first_t: int, nitems: int):
