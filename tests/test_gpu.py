@@ -263,3 +263,37 @@ def test_gpu_native_backward_passes(gpu, rng, name, op, kw, dtype):
     assert isinstance(got, gpu.ndarray) and got.dtype == spec.dtype
     want = dispatch.execute(spec, a, b, "direct", op=op)  # the CPU's native passes
     assert_conv_equal(gpu.asnumpy(got), want, a, b)
+
+
+FAST_MULTI_PLANE = [
+    ((300,), (15,), 1),
+    ((300,), (7,), 3),
+    ((40, 37), (3, 3), 1),
+    ((40, 37), (5, 5), 3),
+    ((9, 10, 11), (3, 3, 3), 1),
+    ((9, 10, 11), (3, 3, 3), 3),
+]
+
+
+@pytest.mark.parametrize(("shape", "kernel", "groups"), FAST_MULTI_PLANE)
+@pytest.mark.parametrize("dtype", [np.float32, np.complex128])
+def test_fast_direct_kernels_reuse_their_tile_for_the_next_plane(
+    gpu, rng, monkeypatch, shape, kernel, groups, dtype
+):
+    """grid.y / grid.z capped at 2, so each block of the fast 1-D / 2-D / 3-D kernels stages
+    several planes (or z bricks) in turn through one shared tile: without the barrier after the
+    tile's last read a fast thread overwrites what a slow one still reads."""
+    from gpuconv import dispatch
+    from gpuconv.cuda import direct as cuda_direct
+
+    monkeypatch.setattr(_build, "GRID_YZ_MAX", 2)
+    spec = ConvSpec(in_shape=shape, kernel_shape=kernel, batch=3, c_in=groups, c_out=groups,
+                    groups=groups, pad_lo=tuple(k // 2 for k in kernel),
+                    pad_hi=tuple((k - 1) // 2 for k in kernel), dtype=dtype)  # fmt: skip
+    reason = {1: cuda_direct.fast1d_reason, 2: cuda_direct.fast2d_reason,
+              3: cuda_direct.fast3d_reason}[len(shape)](spec)  # fmt: skip
+    assert reason is None, reason
+    x = random_array(rng, spec.x_shape, dtype)
+    w = random_array(rng, spec.w_shape, dtype)
+    got = dispatch.get_algorithm("direct", "cuda").run(spec, gpu.asarray(x), gpu.asarray(w))
+    assert_conv_equal(gpu.asnumpy(got), reference(spec, x, w).astype(dtype), x, w)
