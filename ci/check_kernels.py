@@ -175,11 +175,15 @@ def nvrtc_check(lib_path: str, archs, jobs: int) -> int:
         f"variants x {len(archs)} archs) in {time.perf_counter() - t0:.1f} s, "
         f"{len(errors)} failed, {len(logs)} with a compiler message"
     )
-    for m in logs:
-        print(f"WARNING: {m}")
+    _report(logs, errors)
+    return 1 if errors or logs else 0
+
+
+def _report(warnings: list[str], errors: list[str]) -> None:
+    for w in warnings:
+        print(f"WARNING: {w}")
     for e in errors:
         print(f"ERROR: {e}", file=sys.stderr)
-    return 1 if errors or logs else 0
 
 
 def main(argv=None) -> int:
@@ -285,10 +289,7 @@ def main(argv=None) -> int:
         f"{args.jobs} workers) in {elapsed:.1f} s"
     )
 
-    for w in warnings:
-        print(f"WARNING: {w}")
-    for e in errors:
-        print(f"ERROR: {e}", file=sys.stderr)
+    _report(warnings, errors)
     if errors:
         return 1
     if warnings and args.strict:
