@@ -167,6 +167,29 @@ class FakeDevice:
         return False
 
 
+class FakeEvent:
+    """cupy.cuda.Event: ``record(stream)`` notes the stream (launches run at once here)."""
+
+    def __init__(self, *args, **kwargs):
+        self.stream = None
+
+    def record(self, stream=None):
+        self.stream = stream
+
+    def synchronize(self):
+        pass
+
+
+class FakeStream:
+    """cupy.cuda.Stream: ``waited`` lists the events it was told to wait for."""
+
+    def __init__(self):
+        self.waited = []
+
+    def wait_event(self, event):
+        self.waited.append(event)
+
+
 def make_fake_cupy():
     """A module to install as ``sys.modules["cupy"]``: NumPy under CuPy's names (the module's
     ``__getattr__`` forwards to numpy), ``RawModule`` as above, ``compiled`` (every module built)
@@ -177,9 +200,13 @@ def make_fake_cupy():
     fake.fft = np.fft
     fake.compiled = []
     fake.launches = []
+    stream = FakeStream()
     fake.cuda = types.SimpleNamespace(
         Device=FakeDevice,
-        get_current_stream=lambda: None,
+        Event=FakeEvent,
+        Stream=FakeStream,
+        stream=stream,  # the current stream (tests swap it)
+        get_current_stream=lambda: fake.cuda.stream,
         runtime=types.SimpleNamespace(getDeviceCount=lambda: 1),
         compiler=types.SimpleNamespace(CompileException=FakeCompileError),
     )

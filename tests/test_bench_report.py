@@ -395,13 +395,16 @@ def _fake_cupy_with_events(monkeypatch):
     fake = make_routing_cupy()
 
     class Event:
+        def __init__(self, *args, **kwargs):
+            pass
+
         def record(self, stream=None):
             self.t = time.perf_counter()
 
         def synchronize(self):
             pass
 
-    stream = types.SimpleNamespace(synchronize=lambda: None)
+    stream = types.SimpleNamespace(synchronize=lambda: None, wait_event=lambda event: None)
     fake.cuda.Event = Event
     fake.cuda.get_current_stream = lambda: stream
     fake.cuda.get_elapsed_time = lambda a, b: (b.t - a.t) * 1e3

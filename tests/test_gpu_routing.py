@@ -428,3 +428,22 @@ def test_broadcast_inputs_on_the_gpu_path(monkeypatch, rng):
     for fn in ("oaconvolve", "fftconvolve"):
         got = getattr(gpuconv, fn)(a, k, axes=[1], device="cuda")
         assert_conv_equal(got, getattr(gpuconv, fn)(a, k, axes=[1]), a, k)
+
+
+def test_constant_filter_copies_wait_for_the_last_reader_on_any_stream(monkeypatch, rng):
+    # one __constant__ filter per module serves every stream: the copy for a launch on stream B
+    # must wait for the kernel that last read it on stream A
+    fake = make_routing_cupy()
+    monkeypatch.setitem(sys.modules, "cupy", fake)
+    _loader.clear_cache()
+    a, b = fake.cuda.Stream(), fake.cuda.Stream()
+    x = random_array(rng, (64, 64), np.float32)
+    k1, k2 = (random_array(rng, (3, 3), np.float32) for _ in range(2))
+    fake.cuda.stream = a
+    y1 = gpuconv.convolve(x, k1, "same", method="direct", device="cuda")
+    assert any(name.startswith("direct2d_") for name, _, _ in fake.launches)
+    fake.cuda.stream = b
+    y2 = gpuconv.convolve(x, k2, "same", method="direct", device="cuda")
+    assert b.waited and b.waited[-1].stream is a
+    assert_conv_equal(y1, gpuconv.convolve(x, k1, "same"), x, k1)
+    assert_conv_equal(y2, gpuconv.convolve(x, k2, "same"), x, k2)

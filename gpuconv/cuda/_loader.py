@@ -11,6 +11,7 @@ the compiler's log.  CuPy is imported only when a kernel is asked for.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from pathlib import Path
 
@@ -138,6 +139,37 @@ def _drop_module(source_name, defines, directory, cp) -> None:
         _modules.pop(key, None)
 
 
+_constant_locks: dict[int, threading.Lock] = {}
+_constant_readers: dict[int, object] = {}  # id(module) -> Event after its last reading kernel
+
+
+@contextlib.contextmanager
+def constant_upload(module, name: str, array):
+    """Copy ``array`` into ``__constant__ name`` of ``module`` for the launch made inside the
+    ``with`` block.
+
+    A module's constant memory is one buffer for every stream: a copy on stream B could land
+    while a kernel on stream A still reads the previous filter.  So the copy first waits (on
+    the GPU, not the host) for the last kernel that read this module's constant on any stream,
+    a lock keeps other threads from copying between this copy and this launch, and the launch's
+    completion becomes the next copy's wait.
+    """
+    cp = require_cupy()
+    key = id(module)
+    with _lock:
+        lock = _constant_locks.setdefault(key, threading.Lock())
+    with lock:
+        stream = cp.cuda.get_current_stream()
+        last = _constant_readers.get(key)
+        if last is not None:
+            stream.wait_event(last)
+        set_constant(module, name, array)
+        yield
+        done = cp.cuda.Event(disable_timing=True)
+        done.record(stream)
+        _constant_readers[key] = done
+
+
 def set_constant(module, name: str, array) -> None:
     """Copy the C-contiguous device array ``array`` to the start of ``__constant__`` ``name``.
 
@@ -154,6 +186,8 @@ def clear_cache() -> None:
     with _lock:
         _modules.clear()
         _functions.clear()
+        _constant_locks.clear()
+        _constant_readers.clear()
 
 
 def launch(kernel, grid, block, args) -> None:

@@ -30,6 +30,7 @@ NumPy), and both fuse the epilogue into their store: ``act(y + bias[channel])`` 
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import numpy as np
@@ -211,28 +212,30 @@ def fast3d_launch(suffix: str, out_shape, planes: int):
 
 
 def _filter_arg(spec: ConvSpec, w, source: str, defines: dict, cp):
-    """The filter argument of a fast (single-channel or depthwise) kernel: w~ (spatially flipped
-    for convolution) copied to the module's ``__constant__ c_filter`` and None (a NULL pointer:
-    the kernel reads c_filter) when one filter serves every plane and fits, else w~ itself."""
+    """(filter argument, upload) of a fast (single-channel or depthwise) kernel.  When one filter
+    serves every plane and fits, w~ (spatially flipped for convolution) goes to the module's
+    ``__constant__ c_filter`` inside ``with upload:`` around the launch, and the argument is None
+    (a NULL pointer: the kernel reads c_filter); else the argument is w~ itself."""
     flip = (slice(None), slice(None)) + (slice(None, None, -1),) * spec.ndim
     wt = cp.ascontiguousarray(w[flip] if spec.flip else w)
     if spec.c_in == 1 and _build.filter_in_constant(math.prod(spec.kernel_shape), suffix(spec)):
-        _loader.set_constant(_loader.get_module(source, defines), "c_filter", wt)
-        return None
-    return wt
+        module = _loader.get_module(source, defines)
+        return None, _loader.constant_upload(module, "c_filter", wt)
+    return wt, contextlib.nullcontext()
 
 
 def _run_fast3d(spec: ConvSpec, x, w, y, cp, epi=NO_EPILOGUE) -> None:
     s = suffix(spec)
     defines = _build.fast3d_defines()
     kern = _loader.get_function("direct3d.cu", f"direct3d_fast_{s}", defines)
-    wptr = _filter_arg(spec, w, "direct3d.cu", defines, cp)
+    wptr, upload = _filter_arg(spec, w, "direct3d.cu", defines, cp)
     channels = spec.c_in  # == c_out == groups (or 1)
     planes = spec.batch * channels
     grid, block = fast3d_launch(s, spec.out_shape, planes)
     ints = (*spec.in_shape, *spec.out_shape, *spec.pad_lo, channels, *spec.kernel_shape)
     args = (x, wptr, y, np.int64(planes), *(np.int32(v) for v in ints), *epi)
-    _loader.launch(kern, grid, block, args)
+    with upload:
+        _loader.launch(kern, grid, block, args)
 
 
 def fast1d_launch(suffix: str, out_w: int, planes: int):
@@ -245,7 +248,7 @@ def _run_fast1d(spec: ConvSpec, x, w, y, cp, epi=NO_EPILOGUE) -> None:
     s = suffix(spec)
     defines = _build.fast1d_defines()
     kern = _loader.get_function("direct1d.cu", f"direct1d_{s}", defines)
-    wptr = _filter_arg(spec, w, "direct1d.cu", defines, cp)
+    wptr, upload = _filter_arg(spec, w, "direct1d.cu", defines, cp)
     k = spec.kernel_shape[0]
     channels = spec.c_in  # == c_out == groups (or 1)
     planes = spec.batch * channels
@@ -254,7 +257,8 @@ def _run_fast1d(spec: ConvSpec, x, w, y, cp, epi=NO_EPILOGUE) -> None:
         x, wptr, y, np.int64(planes), np.int32(spec.in_shape[0]), np.int32(spec.out_shape[0]),
         np.int32(spec.pad_lo[0]), np.int32(channels), np.int32(k), *epi,
     )  # fmt: skip
-    _loader.launch(kern, grid, block, args)
+    with upload:
+        _loader.launch(kern, grid, block, args)
 
 
 def _run_fast2d(spec: ConvSpec, x, w, y, cp, epi=NO_EPILOGUE) -> None:
@@ -262,7 +266,7 @@ def _run_fast2d(spec: ConvSpec, x, w, y, cp, epi=NO_EPILOGUE) -> None:
     kh, kw = spec.kernel_shape
     defines = _build.fast2d_defines(kh, kw)
     kern = _loader.get_function(SOURCE, f"direct2d_{s}", defines)
-    wptr = _filter_arg(spec, w, SOURCE, defines, cp)
+    wptr, upload = _filter_arg(spec, w, SOURCE, defines, cp)
     channels = spec.c_in  # == c_out == groups (or 1)
     planes = spec.batch * channels
     h, wd = spec.in_shape
@@ -272,7 +276,8 @@ def _run_fast2d(spec: ConvSpec, x, w, y, cp, epi=NO_EPILOGUE) -> None:
         x, wptr, y, np.int64(planes), np.int32(h), np.int32(wd), np.int32(oh), np.int32(ow),
         np.int32(spec.pad_lo[0]), np.int32(spec.pad_lo[1]), np.int32(channels), *epi,
     )  # fmt: skip
-    _loader.launch(kern, grid, block, args)
+    with upload:
+        _loader.launch(kern, grid, block, args)
 
 
 def _pad3(t, fill):
