@@ -982,21 +982,15 @@ def execute(
     array([1., 3., 5., 3.])
     """
     _check_op(op)
-    names = {
-        "forward": (("x", spec.x_shape), ("w", spec.w_shape)),
-        "backward_data": (("dy", spec.y_shape), ("w", spec.w_shape)),
-        "backward_weight": (("x", spec.x_shape), ("dy", spec.y_shape)),
-    }[op]
-    (na, sa), (nb, sb) = names
     if device == "cuda":
         xp = _arrays.require_cupy()  # takes CuPy arrays as they are, copies anything else over
         bias = epilogue[0] if epilogue else None
         # everything runs on the GPU the operands live on, whichever is current
         with xp.cuda.Device(_gpu_of(xp, x, w, bias)):
-            return _execute(spec, xp, x, w, algorithm, exact, op, device, epilogue, na, sa, nb, sb)
+            return _execute(spec, xp, x, w, algorithm, exact, op, device, epilogue)
     if device != "cpu":
         raise ValueError(f"unknown device {device!r}; use 'cpu' or 'cuda'")
-    return _execute(spec, np, x, w, algorithm, exact, op, device, epilogue, na, sa, nb, sb)
+    return _execute(spec, np, x, w, algorithm, exact, op, device, epilogue)
 
 
 def _gpu_of(cp, *arrays) -> int:
@@ -1010,7 +1004,12 @@ def _gpu_of(cp, *arrays) -> int:
     return ids[0] if ids else cp.cuda.Device().id
 
 
-def _execute(spec, xp, x, w, algorithm, exact, op, device, epilogue, na, sa, nb, sb):
+def _execute(spec, xp, x, w, algorithm, exact, op, device, epilogue):
+    (na, sa), (nb, sb) = {
+        "forward": (("x", spec.x_shape), ("w", spec.w_shape)),
+        "backward_data": (("dy", spec.y_shape), ("w", spec.w_shape)),
+        "backward_weight": (("x", spec.x_shape), ("dy", spec.y_shape)),
+    }[op]
     x, w = xp.asarray(x), xp.asarray(w)
     if x.shape != sa or w.shape != sb:
         raise ValueError(
