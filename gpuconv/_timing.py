@@ -92,6 +92,53 @@ def time_cuda(
     return _reduce(runs, stat)
 
 
+def time_interleaved(
+    device: str, fns: list[Callable[[], object]], repeat: int = 5, stat: str = "median"
+) -> list[float]:
+    """Median (or ``stat='min'``) time in seconds of each of ``fns``, timed in turns: one run
+    of each, ``repeat`` rounds, after one untimed round (and :data:`WARMUP_S` on the CPU).
+
+    Two close algorithms timed one after the other see different machine load (another
+    process, a core clocking down); timed in turns they see the same, so their ratio is
+    trustworthy where their separate medians are not.
+
+    >>> short, long = time_interleaved("cpu", [lambda: sum(range(10)), lambda: sum(range(99))])
+    """
+    if device not in ("cpu", "cuda"):
+        raise ValueError(f"unknown device {device!r}; use 'cpu' or 'cuda'")
+    runs: list[list[float]] = [[] for _ in fns]
+    if device == "cuda":
+        import cupy
+
+        for fn in fns:
+            fn()
+        stream = cupy.cuda.get_current_stream()
+        stream.synchronize()
+        for _ in range(max(1, repeat)):
+            for fn, out in zip(fns, runs):
+                start, stop = cupy.cuda.Event(), cupy.cuda.Event()
+                start.record(stream)
+                fn()
+                stop.record(stream)
+                stop.synchronize()
+                out.append(cupy.cuda.get_elapsed_time(start, stop) * 1e-3)
+        return [_reduce(r, stat) for r in runs]
+    t_end = time.perf_counter() + WARMUP_S
+    first = True
+    while first or time.perf_counter() < t_end:
+        for fn in fns:
+            settle()
+            fn()
+        first = False
+    for _ in range(max(1, repeat)):
+        for fn, out in zip(fns, runs):
+            settle()
+            t0 = time.perf_counter()
+            fn()
+            out.append(time.perf_counter() - t0)
+    return [_reduce(r, stat) for r in runs]
+
+
 def time_on(
     device: str, fn: Callable[[], object], repeat: int = 5, warmup: int = 2, stat: str = "median"
 ) -> float:

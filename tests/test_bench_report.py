@@ -15,7 +15,7 @@ import pytest
 import scipy.ndimage
 import scipy.signal
 
-from gpuconv import _arrays, _bench, _grids, _rates, cli, dispatch
+from gpuconv import _arrays, _bench, _grids, _rates, _timing, cli, dispatch
 from gpuconv._bench import Config, Layer, Row
 from gpuconv._spec import ConvSpec
 
@@ -449,3 +449,70 @@ def test_cuda_path_structure_on_a_fake_cupy(monkeypatch):
         assert row.status == "not installed" and row.ms is None
     assert all(x.choice in dispatch.algorithm_names("cuda") for x in r.rows if x.kind == "auto")
     assert r.regret()["cuda"]["n"] == len({(x.sweep, x.problem) for x in r.rows})
+
+
+# ---- auto's choice against the fastest, timed in turns -----------------------------------------
+
+
+def test_time_interleaved_takes_turns():
+    calls = []
+    fns = [lambda: calls.append("a"), lambda: calls.append("b"), lambda: calls.append("c")]
+    times = _timing.time_interleaved("cpu", fns, repeat=4)
+    assert len(times) == 3 and all(t >= 0 for t in times)
+    assert calls == ["a", "b", "c"] * 5  # one untimed round (WARMUP_S is 0 here), then 4
+    with pytest.raises(ValueError, match="'gpu'"):
+        _timing.time_interleaved("gpu", fns)
+
+
+def _confirm_case(chosen_ms, fastest_ms):
+    """A case where auto chose direct (timed ``chosen_ms`` alone) and fft timed fastest."""
+    spec = _grids._same((8, 8), 3, F64)
+    methods = {
+        "gpuconv.direct": _bench.Method("gpuconv", fn=lambda: "direct"),
+        "gpuconv.fft": _bench.Method("gpuconv", fn=lambda: "fft"),
+        "gpuconv.im2col": _bench.Method("gpuconv", fn=lambda: "im2col"),
+        "gpuconv.auto": _bench.Method("auto", choice="direct", alias="gpuconv.direct"),
+    }
+    case = _bench.Case("P", 3, spec, np.zeros(1), np.zeros(1), methods)
+    rows = {
+        "gpuconv.direct": _row("P", "gpuconv.direct", chosen_ms),
+        "gpuconv.fft": _row("P", "gpuconv.fft", fastest_ms),
+        "gpuconv.im2col": _row("P", "gpuconv.im2col", 9.0),
+        "gpuconv.auto": _row("P", "gpuconv.auto", chosen_ms, "auto", "direct"),
+    }
+    return case, rows
+
+
+def test_confirm_choice_retimes_the_choice_and_the_fastest_in_turns(monkeypatch):
+    seen = []
+
+    def in_turns(device, fns, repeat):
+        seen.append(([f() for f in fns], repeat))
+        return [1.1e-3, 1.2e-3]  # in turns, the choice is the faster
+
+    monkeypatch.setattr(_timing, "time_interleaved", in_turns)
+    case, rows = _confirm_case(2.0, 1.0)
+    _bench._confirm_choice(rows, case, repeat=5)
+    assert seen == [(["direct", "fft"], 5 * _bench.CONFIRM_ROUNDS)]
+    assert rows["gpuconv.direct"].ms == pytest.approx(1.1)
+    assert rows["gpuconv.fft"].ms == pytest.approx(1.2)
+    assert rows["gpuconv.auto"].ms == pytest.approx(1.1)  # the auto row is the choice's row
+    assert rows["gpuconv.im2col"].ms == 9.0
+    assert "re-timed in turns with fft (2.00 ms timed alone)" in rows["gpuconv.direct"].note
+    s = _bench.regret_summary(rows.values())
+    assert s["worst"] == pytest.approx(1.0)
+
+
+def test_confirm_choice_keeps_a_real_loss_and_leaves_a_win_alone(monkeypatch):
+    monkeypatch.setattr(_timing, "time_interleaved", lambda d, fns, r: [3.0e-3, 1.0e-3])
+    case, rows = _confirm_case(2.0, 1.0)
+    _bench._confirm_choice(rows, case, repeat=5)
+    assert _bench.regret_summary(rows.values())["worst"] == pytest.approx(3.0)
+
+    def never(*a):
+        raise AssertionError("auto's choice timed fastest: nothing to re-time")
+
+    monkeypatch.setattr(_timing, "time_interleaved", never)
+    case, rows = _confirm_case(1.0, 2.0)
+    _bench._confirm_choice(rows, case, repeat=5)
+    assert rows["gpuconv.direct"].ms == 1.0 and rows["gpuconv.direct"].note == ""
