@@ -369,6 +369,33 @@ def _transposed_spec(fn, nd, in_spatial, spec_n, c_in, w_shape, st, p, op, dl, g
     return spec, cut, tuple(out)
 
 
+def _same_transposed_spec(in_spatial, spec_n, c_in, w_shape, st, dl, g, dt):
+    """:func:`_transposed_spec` for padding='same': the output is ``input * stride`` long, the
+    adjoint of a forward convolution of that input padded as TensorFlow's 'SAME' (total
+    ``max(dilation*(k-1) + 1 - stride, 0)``, the odd one after), which at stride 1 is
+    torch's padding='same'."""
+    kernel = w_shape[2:]
+    out = tuple(i * s for i, s in zip(in_spatial, st))
+    total = [max(d * (k - 1) + 1 - s, 0) for k, d, s in zip(kernel, dl, st)]
+    lo = tuple(t // 2 for t in total)
+    spec = ConvSpec(
+        in_shape=out,
+        kernel_shape=tuple(kernel),
+        batch=spec_n,
+        c_in=w_shape[1] * g,
+        c_out=c_in,
+        groups=g,
+        stride=st,
+        dilation=dl,
+        pad_lo=lo,
+        pad_hi=tuple(t - a for t, a in zip(total, lo)),
+        dtype=dt,
+    )
+    if spec.out_shape != tuple(in_spatial):  # pragma: no cover - an internal invariant
+        raise RuntimeError(f"padding='same' transposed remap {spec.out_shape} != {in_spatial}")
+    return spec, (0,) * len(out), out
+
+
 def _conv_transpose(nd, input, weight, bias, stride, padding, output_padding, groups, dilation,
                     algorithm, device=None):  # fmt: skip
     fn = f"conv_transpose{nd}d"
@@ -381,10 +408,16 @@ def _conv_transpose(nd, input, weight, bias, stride, padding, output_padding, gr
     g = _groups(fn, groups)
     st = _ints(fn, "stride", stride, nd, 1)
     dl = _ints(fn, "dilation", dilation, nd, 1)
-    if isinstance(padding, str):
-        raise ValueError(f"{fn}: padding must be an int or {nd} ints, got {padding!r}")
-    p = _ints(fn, "padding", padding, nd, 0)
+    same = isinstance(padding, str) and padding == "same"
+    if isinstance(padding, str) and not same:
+        raise ValueError(f"{fn}: padding must be 'same', an int or {nd} ints, got {padding!r}")
+    p = (0,) * nd if same else _ints(fn, "padding", padding, nd, 0)
     op = _ints(fn, "output_padding", output_padding, nd, 0)
+    if same and any(op):
+        raise ValueError(
+            f"{fn}: padding='same' fixes the output size (input * stride); "
+            f"output_padding must be 0, got {output_padding!r}"
+        )
     for ax in range(nd):
         if not (op[ax] < st[ax] or op[ax] < dl[ax]):
             raise ValueError(
@@ -402,8 +435,11 @@ def _conv_transpose(nd, input, weight, bias, stride, padding, output_padding, gr
     if any(v < 1 for v in x.shape[2:]):
         raise ValueError(f"{fn}: input has an empty spatial axis: shape {x.shape}")
     c_out = w.shape[1] * g
-    spec, cut, out = _transposed_spec(fn, nd, x.shape[2:], max(n, 1), c_in, w.shape, st, p, op,
-                                      dl, g, dt)  # fmt: skip
+    if same:
+        spec, cut, out = _same_transposed_spec(x.shape[2:], max(n, 1), c_in, w.shape, st, dl, g, dt)
+    else:
+        spec, cut, out = _transposed_spec(fn, nd, x.shape[2:], max(n, 1), c_in, w.shape, st, p,
+                                          op, dl, g, dt)  # fmt: skip
     b = _bias(fn, bias, c_out, dt)
     xp = np if dev == "cpu" else _arrays.require_cupy()
     if b is not None and dev == "cuda":
@@ -421,15 +457,20 @@ def _conv_transpose(nd, input, weight, bias, stride, padding, output_padding, gr
 
 def conv_transpose1d(
     input: Array, weight: Array, bias: Array | None = None, stride: Size = 1,
-    padding: Size = 0, output_padding: Size = 0, groups: int = 1, dilation: Size = 1, *,
+    padding: Padding = 0, output_padding: Size = 0, groups: int = 1, dilation: Size = 1, *,
     algorithm: str = "auto", device: str | None = None,
 ) -> Array:  # fmt: skip
     """1-D transposed convolution as ``torch.nn.functional.conv_transpose1d``.
 
-    Output length ``(L - 1)*stride - 2*padding + dilation*(k - 1) + output_padding + 1``.
+    Output length ``(L - 1)*stride - 2*padding + dilation*(k - 1) + output_padding + 1``, or
+    with ``padding='same'`` (which torch lacks) ``L*stride``: the adjoint of a forward
+    convolution padded as TensorFlow's 'SAME' (Keras ``Conv1DTranspose(padding='same')``),
+    at stride 1 the adjoint of ``conv1d(padding='same')``.
 
     >>> conv_transpose1d(np.ones((1, 1, 3)), np.ones((1, 1, 2)), stride=2)[0, 0]
     array([1., 1., 1., 1., 1., 1.])
+    >>> conv_transpose1d(np.ones((1, 1, 3)), np.ones((1, 1, 3)), stride=2, padding="same")[0, 0]
+    array([1., 1., 2., 1., 2., 1.])
     """
     return _conv_transpose(1, input, weight, bias, stride, padding, output_padding, groups,
                            dilation, algorithm, device)  # fmt: skip
@@ -437,13 +478,14 @@ def conv_transpose1d(
 
 def conv_transpose2d(
     input: Array, weight: Array, bias: Array | None = None, stride: Size = 1,
-    padding: Size = 0, output_padding: Size = 0, groups: int = 1, dilation: Size = 1, *,
+    padding: Padding = 0, output_padding: Size = 0, groups: int = 1, dilation: Size = 1, *,
     algorithm: str = "auto", device: str | None = None,
 ) -> Array:  # fmt: skip
     """2-D transposed convolution as ``torch.nn.functional.conv_transpose2d``.
 
     The backward-data pass of the forward convolution with the same arguments; weight
-    ``(C_in, C_out/groups, kH, kW)``.
+    ``(C_in, C_out/groups, kH, kW)``.  ``padding='same'`` gives an output ``stride`` times the
+    input (see :func:`conv_transpose1d`).
 
     >>> conv_transpose2d(np.ones((1, 1, 2, 2)), np.ones((1, 1, 2, 2)), stride=2)[0, 0]
     array([[1., 1., 1., 1.],
@@ -457,10 +499,11 @@ def conv_transpose2d(
 
 def conv_transpose3d(
     input: Array, weight: Array, bias: Array | None = None, stride: Size = 1,
-    padding: Size = 0, output_padding: Size = 0, groups: int = 1, dilation: Size = 1, *,
+    padding: Padding = 0, output_padding: Size = 0, groups: int = 1, dilation: Size = 1, *,
     algorithm: str = "auto", device: str | None = None,
 ) -> Array:  # fmt: skip
-    """3-D transposed convolution as ``torch.nn.functional.conv_transpose3d``.
+    """3-D transposed convolution as ``torch.nn.functional.conv_transpose3d``;
+    ``padding='same'`` as in :func:`conv_transpose1d`.
 
     >>> conv_transpose3d(np.ones((1, 1, 1, 1, 2)), np.ones((1, 1, 1, 1, 3)), stride=2)[0, 0, 0]
     array([[1., 1., 2., 1., 1.]])

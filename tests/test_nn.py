@@ -368,6 +368,59 @@ def test_conv_transpose_every_algorithm(case, name, rng):
     check(y, _t_ref(case, x, w, b), np.float64, _conv_tol(np.float64, x, w, case[5]) * 4)
 
 
+# padding='same': output = input * stride, the adjoint of a TensorFlow-'SAME' forward convolution
+T_SAME_CASES = [
+    (1, 2, 2, 3, (7,), (3,), dict(stride=2)),
+    (1, None, 2, 2, (5,), (4,), dict(stride=1)),  # even kernel: the odd pad after
+    (1, 1, 2, 2, (4,), (1,), dict(stride=3)),  # stride beyond the kernel: no padding at all
+    (2, 2, 4, 2, (5, 4), (3, 2), dict(stride=(2, 3), groups=2)),
+    (2, 1, 3, 3, (4, 5), (3, 3), dict(stride=2, dilation=(2, 1), groups=3)),
+    (3, 1, 2, 2, (3, 2, 4), (2, 3, 3), dict(stride=(1, 2, 3), dilation=(1, 1, 2))),
+]
+
+
+def _t_same_ref(case, x, w, b):
+    """The transposed convolution without padding, cut (or zero-extended) to input * stride
+    starting at the forward 'SAME' padding's leading part."""
+    nd, sp, k, kw = case[0], case[4], case[5], case[6]
+    s, d = (_tup(kw.get(a, 1), nd) for a in ("stride", "dilation"))
+    full = ref_conv_transpose(x, w, b, s, 0, 0, kw.get("groups", 1), d)
+    out = np.zeros(full.shape[:-nd] + tuple(i * si for i, si in zip(sp, s)), full.dtype)
+    if b is not None:
+        out += np.asarray(b).reshape((-1,) + (1,) * nd)
+    cut, put = [Ellipsis], [Ellipsis]
+    for ax in range(nd):
+        lo = max(d[ax] * (k[ax] - 1) + 1 - s[ax], 0) // 2
+        n = min(out.shape[ax - nd], full.shape[ax - nd] - lo)
+        cut.append(slice(lo, lo + n))
+        put.append(slice(0, n))
+    out[tuple(put)] = full[tuple(cut)]
+    return out
+
+
+@pytest.mark.parametrize("name", ["auto", *ALGORITHMS])
+@pytest.mark.parametrize("case", T_SAME_CASES, ids=_case_id)
+def test_conv_transpose_same_is_input_times_stride(case, name, rng):
+    x, w, b = _t_inputs(case, np.float64, rng)
+    y = skip_if_unsupported(CONV_T[case[0]], x, w, b, padding="same", algorithm=name, **case[6])
+    stride = _tup(case[6].get("stride", 1), case[0])
+    assert y.shape[-case[0] :] == tuple(i * s for i, s in zip(case[4], stride))
+    check(y, _t_same_ref(case, x, w, b), np.float64, _conv_tol(np.float64, x, w, case[5]) * 4)
+
+
+@pytest.mark.parametrize("nd", [1, 2, 3])
+def test_conv_transpose_same_is_the_adjoint_of_conv_same(nd, rng):
+    """<conv(z, padding='same'), x> == <z, conv_transpose(x, padding='same')> at stride 1."""
+    k = (4, 3, 2)[:nd]
+    z = rng.standard_normal((2, 3) + (6, 5, 4)[:nd])
+    w = rng.standard_normal((4, 3) + k)
+    x = rng.standard_normal((2, 4) + (6, 5, 4)[:nd])
+    conv, conv_t = getattr(nn, f"conv{nd}d"), CONV_T[nd]
+    lhs = np.vdot(conv(z, w, padding="same", dilation=2), x)
+    rhs = np.vdot(z, conv_t(x, w, padding="same", dilation=2))
+    assert lhs == pytest.approx(rhs, rel=1e-12)
+
+
 # --------------------------------------------------------------------------------------------
 # errors
 
@@ -458,9 +511,16 @@ ERRORS = [
     (
         nn.conv_transpose2d,
         ((1, 2, 3, 3), (2, 2, 3, 3)),
-        dict(padding="same"),
+        dict(padding="valid"),
         ValueError,
-        ["padding", "same"],
+        ["padding", "'same'", "'valid'"],
+    ),
+    (
+        nn.conv_transpose2d,
+        ((1, 2, 3, 3), (2, 2, 3, 3)),
+        dict(padding="same", stride=2, output_padding=1),
+        ValueError,
+        ["same", "output_padding", "1"],
     ),
     (
         nn.conv_transpose2d,
