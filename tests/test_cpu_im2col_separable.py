@@ -489,6 +489,51 @@ def test_factor_rejects_rank2(dtype):
     assert separable.factor(w + bump, rtol=1e-2) is not None
 
 
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=lambda d: np.dtype(d).name)
+def test_cheap_rank1_test_never_contradicts_the_svd(dtype):
+    """Rank-1 matrices plus noise from far below to far above the SVD test's threshold: where
+    the O(size) test decides, it decides as the SVD does."""
+    rng = np.random.default_rng(5)
+    decided = 0
+    for _ in range(60):
+        k, n = rng.integers(24, 90, size=2)
+        m = _outer([_rand(rng, (k,), dtype), _rand(rng, (n,), dtype)])
+        rtol = separable._default_rtol(np.dtype(dtype), m.shape)
+        noise = _rand(rng, m.shape, dtype)
+        s1 = np.linalg.norm(m, 2)
+        m = m + noise * (10 ** rng.uniform(-3, 2) * rtol * s1 / np.linalg.norm(noise, 2))
+        m = m.astype(dtype).astype(np.complex128 if np.dtype(dtype).kind == "c" else np.float64)
+        sv = np.linalg.svd(m, compute_uv=False)
+        ok, u = separable._cheap_rank1(m, rtol)
+        if ok is not None:
+            decided += 1
+            assert ok == (sv[1] <= rtol * sv[0])
+        if ok:
+            assert abs(np.linalg.norm(u) - 1) < 1e-12
+    assert decided >= 30  # the test is worth having: it settles most of them
+
+
+def test_factor_of_a_big_kernel_takes_no_svd(monkeypatch):
+    """A 512x512 kernel's SVD costs ~0.1 s at every dispatch: full-rank kernels are refused and
+    rank-1 kernels factored without one."""
+    rng = np.random.default_rng(3)
+    u, v = rng.standard_normal(512), rng.standard_normal(300)
+    full_rank = rng.standard_normal((512, 300))
+    svd = np.linalg.svd
+
+    def small_svd_only(a, *args, **kw):
+        assert min(a.shape[-2:]) <= 2, f"an SVD of shape {a.shape}"
+        return svd(a, *args, **kw)
+
+    monkeypatch.setattr(np.linalg, "svd", small_svd_only)
+    assert separable.factor(full_rank) is None
+    fs = separable.factor(np.outer(u, v))
+    np.testing.assert_allclose(np.outer(*fs), np.outer(u, v), rtol=0, atol=1e-13 * abs(u).max())
+    w = _outer([u[:40], v[:30], u[40:70]])  # 3-D: every unfolding at least 24 on both sides
+    fs = separable.factor(w)
+    np.testing.assert_allclose(_outer(fs), w, rtol=0, atol=1e-12 * np.abs(w).max())
+
+
 def test_factor_zero_and_nonfinite():
     fs = separable.factor(np.zeros((3, 4)))
     assert fs is not None and np.all(_outer(fs) == 0)

@@ -63,7 +63,8 @@ def factor(w2d: np.ndarray, rtol: float | None = None) -> tuple[np.ndarray, ...]
     ``sigma_2 <= rtol * sigma_1`` for each unfolding (SVD in float64 / complex128).  ``rtol``
     defaults to ``8 * eps(dtype) * max(shape)``.  The factors are the leading left singular
     vectors of the unfoldings, the whole scale in ``f_0`` (the HOSVD rank-1 truncation, whose
-    error is at most ``sqrt(sum_a sum_{i>=2} sigma_{a,i}^2)``).  They are returned in
+    error is at most ``sqrt(sum_a sum_{i>=2} sigma_{a,i}^2)``).  Large unfoldings are decided,
+    and their vectors found, in O(size) where :func:`_cheap_rank1` can, before any SVD.  They are returned in
     float64 / complex128; an all-zero kernel gives zero / one vectors.
     """
     w = np.asarray(w2d)
@@ -75,10 +76,17 @@ def factor(w2d: np.ndarray, rtol: float | None = None) -> tuple[np.ndarray, ...]
     t = np.asarray(w, dtype=wide)
     if not np.all(np.isfinite(t)):
         return None
+    unfoldings = [np.moveaxis(t, a, 0).reshape(t.shape[a], -1) for a in range(t.ndim)]
+    cheap = []
+    for unf in unfoldings:  # every cheap test before any SVD: one refusal settles it
+        cheap.append(_cheap_rank1(unf, rtol))
+        if cheap[-1][0] is False:
+            return None
     vecs = []
-    for a in range(t.ndim):
-        k = t.shape[a]
-        unf = np.moveaxis(t, a, 0).reshape(k, -1)
+    for unf, (ok, u) in zip(unfoldings, cheap):
+        if ok:
+            vecs.append(u)
+            continue
         u_, s, _ = np.linalg.svd(unf, full_matrices=False)
         if s[0] == 0:
             return _zero_factors(t)
@@ -94,6 +102,43 @@ def factor(w2d: np.ndarray, rtol: float | None = None) -> tuple[np.ndarray, ...]
     out = [np.array(v) for v in vecs]
     out[0] = out[0] * scale
     return tuple(out)
+
+
+#: unfoldings with both sides at least this long get the cheap tests instead of an SVD
+CHEAP_TEST_MIN = 24
+
+
+def _cheap_rank1(m: np.ndarray, rtol: float) -> tuple[bool | None, np.ndarray | None]:
+    """The SVD test ``sigma_2(m) <= rtol * sigma_1(m)`` decided in O(m.size) work where it can
+    be: ``(False, None)`` when it surely fails, ``(True, u)`` when it surely holds (``u`` a
+    unit leading left vector), ``(None, None)`` when only the SVD can tell.
+
+    A big kernel's SVD costs O(k^3) (seconds at 1536^2), paid at every dispatch.  Two steps of
+    subspace iteration give an orthonormal ``q`` (two columns).  The singular values of
+    ``m @ q`` are lower bounds of ``m``'s first two, and ``sigma_1(m) <= ||m||_F``: so
+    ``sigma_2(m q) > 2 rtol ||m||_F`` proves the test fails.  With ``u`` the leading left
+    vector of ``m @ q``, ``sigma_2(m) <= ||m - u u^H m||_F`` (Eckart-Young) and
+    ``sigma_1(m) >= ||u^H m||``: so ``||m - u u^H m||_F <= rtol ||u^H m|| / 2`` proves it
+    holds.  The factors 2 cover these tests' own rounding.
+    """
+    if min(m.shape) < CHEAP_TEST_MIN:
+        return None, None
+    fro = float(np.linalg.norm(m))
+    if fro == 0.0 or not np.isfinite(fro):
+        return None, None
+    mh = m.T.conj() if m.dtype.kind == "c" else m.T  # conj() of a real array copies it
+    q = np.random.default_rng(0).standard_normal((m.shape[1], 2))
+    for _ in range(2):
+        q, _r = np.linalg.qr(mh @ (m @ q))
+    uu, sv, _vh = np.linalg.svd(m @ q, full_matrices=False)
+    if sv[1] > 2.0 * rtol * fro:
+        return False, None
+    u = uu[:, 0]
+    row = np.conj(u) @ m
+    resid = float(np.linalg.norm(m - np.outer(u, row)))
+    if resid <= 0.5 * rtol * float(np.linalg.norm(row)):
+        return True, u
+    return None, None
 
 
 def _zero_factors(t: np.ndarray) -> tuple[np.ndarray, ...]:
