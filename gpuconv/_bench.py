@@ -761,8 +761,10 @@ def _run_case(case: Case, sweep: Sweep, repeat: int, rates, step) -> list[Row]:
     return list(rows.values())
 
 
-#: rounds of the interleaved re-timing of auto's choice against the fastest (times ``repeat``)
-CONFIRM_ROUNDS = 2
+#: the re-timing of auto's choice against the fastest: this many times the suite's repeats,
+#: in ``CONFIRM_TURNS`` turns
+CONFIRM_REPEAT = 2
+CONFIRM_TURNS = 3
 
 
 def _confirm_choice(rows: dict[str, Row], case: Case, repeat: int) -> None:
@@ -779,7 +781,9 @@ def _confirm_choice(rows: dict[str, Row], case: Case, repeat: int) -> None:
         return
     pair = [case.methods[chosen.method].fn, case.methods[fastest.method].fn]
     try:
-        times = _timing.time_interleaved(chosen.device, pair, CONFIRM_ROUNDS * repeat)
+        times = _timing.time_interleaved(
+            chosen.device, pair, CONFIRM_REPEAT * repeat, rounds=CONFIRM_TURNS
+        )
     except Exception:  # both were timed once already; keep those times
         return
     for row, t, other in zip((chosen, fastest), times, (fastest, chosen)):
@@ -1033,7 +1037,8 @@ def _regret_lines(report: Report) -> list[str]:
     if any(r.note.startswith("re-timed in turns") for r in report.rows):
         lines.append(
             f"- where auto's choice did not time fastest, it and the fastest were timed again "
-            f"in turns ({CONFIRM_ROUNDS}x the repeats), so both met the same machine load; "
+            f"in {CONFIRM_TURNS} turns ({CONFIRM_REPEAT}x the repeats), so both met the same "
+            "machine load; "
             "the tables show those times"
         )
     lines += [f"- {s}" for s in report.skipped]

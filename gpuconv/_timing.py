@@ -56,18 +56,7 @@ def time_cpu(
     >>> time_cpu(lambda: sum(range(1000)), repeat=3) < 1.0
     True
     """
-    settle()
-    t_end = time.perf_counter() + WARMUP_S
-    done = 0
-    while done < warmup or time.perf_counter() < t_end:
-        fn()
-        done += 1
-    runs = []
-    for _ in range(max(1, repeat)):
-        t0 = time.perf_counter()
-        fn()
-        runs.append(time.perf_counter() - t0)
-    return _reduce(runs, stat)
+    return _reduce(_block("cpu", fn, max(1, repeat), warmup), stat)
 
 
 def time_cuda(
@@ -75,68 +64,69 @@ def time_cuda(
 ) -> float:
     """Median device time of ``fn()`` in seconds, measured with CUDA events on CuPy's current
     stream (``fn`` must enqueue its work there, as every gpuconv CUDA algorithm does)."""
-    import cupy
-
-    for _ in range(warmup):
-        fn()
-    stream = cupy.cuda.get_current_stream()
-    stream.synchronize()
-    runs = []
-    for _ in range(max(1, repeat)):
-        start, stop = cupy.cuda.Event(), cupy.cuda.Event()
-        start.record(stream)
-        fn()
-        stop.record(stream)
-        stop.synchronize()
-        runs.append(cupy.cuda.get_elapsed_time(start, stop) * 1e-3)
-    return _reduce(runs, stat)
+    return _reduce(_block("cuda", fn, max(1, repeat), warmup), stat)
 
 
 def time_interleaved(
-    device: str, fns: list[Callable[[], object]], repeat: int = 5, stat: str = "median"
+    device: str,
+    fns: list[Callable[[], object]],
+    repeat: int = 6,
+    rounds: int = 3,
+    stat: str = "median",
 ) -> list[float]:
-    """Median (or ``stat='min'``) time in seconds of each of ``fns``, timed in turns: one run
-    of each, ``repeat`` rounds, after one untimed round (and :data:`WARMUP_S` on the CPU).
+    """Median (or ``stat='min'``) time in seconds of each of ``fns`` over ``repeat`` runs,
+    taken in ``rounds`` turns: each turn times every function in a block of its own, started
+    exactly as :func:`time_cpu` starts (BLAS threads idle, warm-up), so the functions meet the
+    same machine load over the whole measurement.
 
-    Two close algorithms timed one after the other see different machine load (another
-    process, a core clocking down); timed in turns they see the same, so their ratio is
-    trustworthy where their separate medians are not.
+    Two close algorithms timed one after the other can each meet different load (another
+    process, a core clocking down); timed in turns, their ratio is trustworthy where their
+    separate medians are not.  Turns of whole blocks, not of single runs: a run straight after
+    another algorithm's BLAS call, or after the wait for its threads, is slowed by it.
 
     >>> short, long = time_interleaved("cpu", [lambda: sum(range(10)), lambda: sum(range(99))])
     """
     if device not in ("cpu", "cuda"):
         raise ValueError(f"unknown device {device!r}; use 'cpu' or 'cuda'")
+    rounds = max(1, min(rounds, repeat))
+    per = [repeat // rounds + (r < repeat % rounds) for r in range(rounds)]
     runs: list[list[float]] = [[] for _ in fns]
+    for n in per:
+        for fn, out in zip(fns, runs):
+            out += _block(device, fn, n)
+    return [_reduce(r, stat) for r in runs]
+
+
+def _block(device: str, fn: Callable[[], object], n: int, warmup: int = 1) -> list[float]:
+    """``n`` timed runs of ``fn`` after ``warmup`` untimed ones (on the CPU: once BLAS threads
+    are idle, and lasting at least :data:`WARMUP_S`)."""
+    runs = []
     if device == "cuda":
         import cupy
 
-        for fn in fns:
+        for _ in range(warmup):
             fn()
         stream = cupy.cuda.get_current_stream()
         stream.synchronize()
-        for _ in range(max(1, repeat)):
-            for fn, out in zip(fns, runs):
-                start, stop = cupy.cuda.Event(), cupy.cuda.Event()
-                start.record(stream)
-                fn()
-                stop.record(stream)
-                stop.synchronize()
-                out.append(cupy.cuda.get_elapsed_time(start, stop) * 1e-3)
-        return [_reduce(r, stat) for r in runs]
+        for _ in range(n):
+            start, stop = cupy.cuda.Event(), cupy.cuda.Event()
+            start.record(stream)
+            fn()
+            stop.record(stream)
+            stop.synchronize()
+            runs.append(cupy.cuda.get_elapsed_time(start, stop) * 1e-3)
+        return runs
+    settle()
     t_end = time.perf_counter() + WARMUP_S
-    first = True
-    while first or time.perf_counter() < t_end:
-        for fn in fns:
-            settle()
-            fn()
-        first = False
-    for _ in range(max(1, repeat)):
-        for fn, out in zip(fns, runs):
-            settle()
-            t0 = time.perf_counter()
-            fn()
-            out.append(time.perf_counter() - t0)
-    return [_reduce(r, stat) for r in runs]
+    done = 0
+    while done < warmup or time.perf_counter() < t_end:
+        fn()
+        done += 1
+    for _ in range(n):
+        t0 = time.perf_counter()
+        fn()
+        runs.append(time.perf_counter() - t0)
+    return runs
 
 
 def time_on(

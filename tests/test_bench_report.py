@@ -457,9 +457,11 @@ def test_cuda_path_structure_on_a_fake_cupy(monkeypatch):
 def test_time_interleaved_takes_turns():
     calls = []
     fns = [lambda: calls.append("a"), lambda: calls.append("b"), lambda: calls.append("c")]
-    times = _timing.time_interleaved("cpu", fns, repeat=4)
+    times = _timing.time_interleaved("cpu", fns, repeat=4, rounds=3)
     assert len(times) == 3 and all(t >= 0 for t in times)
-    assert calls == ["a", "b", "c"] * 5  # one untimed round (WARMUP_S is 0 here), then 4
+    # turns of blocks: one untimed warm-up run (WARMUP_S is 0 here), then 2, 1 and 1 timed runs
+    turns = [[f] * (1 + n) for n in (2, 1, 1) for f in "abc"]
+    assert calls == [c for block in turns for c in block]
     with pytest.raises(ValueError, match="'gpu'"):
         _timing.time_interleaved("gpu", fns)
 
@@ -486,14 +488,14 @@ def _confirm_case(chosen_ms, fastest_ms):
 def test_confirm_choice_retimes_the_choice_and_the_fastest_in_turns(monkeypatch):
     seen = []
 
-    def in_turns(device, fns, repeat):
-        seen.append(([f() for f in fns], repeat))
+    def in_turns(device, fns, repeat, rounds):
+        seen.append(([f() for f in fns], repeat, rounds))
         return [1.1e-3, 1.2e-3]  # in turns, the choice is the faster
 
     monkeypatch.setattr(_timing, "time_interleaved", in_turns)
     case, rows = _confirm_case(2.0, 1.0)
     _bench._confirm_choice(rows, case, repeat=5)
-    assert seen == [(["direct", "fft"], 5 * _bench.CONFIRM_ROUNDS)]
+    assert seen == [(["direct", "fft"], 5 * _bench.CONFIRM_REPEAT, _bench.CONFIRM_TURNS)]
     assert rows["gpuconv.direct"].ms == pytest.approx(1.1)
     assert rows["gpuconv.fft"].ms == pytest.approx(1.2)
     assert rows["gpuconv.auto"].ms == pytest.approx(1.1)  # the auto row is the choice's row
@@ -504,7 +506,7 @@ def test_confirm_choice_retimes_the_choice_and_the_fastest_in_turns(monkeypatch)
 
 
 def test_confirm_choice_keeps_a_real_loss_and_leaves_a_win_alone(monkeypatch):
-    monkeypatch.setattr(_timing, "time_interleaved", lambda d, fns, r: [3.0e-3, 1.0e-3])
+    monkeypatch.setattr(_timing, "time_interleaved", lambda d, fns, r, rounds: [3.0e-3, 1.0e-3])
     case, rows = _confirm_case(2.0, 1.0)
     _bench._confirm_choice(rows, case, repeat=5)
     assert _bench.regret_summary(rows.values())["worst"] == pytest.approx(3.0)
