@@ -676,7 +676,8 @@ def run_suite(
 ) -> Report:
     """Run ``suite`` on ``device`` ('cpu', 'cuda' or 'all') and return its report.
 
-    ``sizes`` replaces the 2-D sweep's kernel sizes; ``overrides`` replace any :class:`Config`
+    ``sizes`` replaces the 2-D sweep's kernel sizes and the 1-D sweep's filter lengths;
+    ``overrides`` replace any :class:`Config`
     field on every device (the tests run tiny problems so).  ``progress(done, total, text,
     minor=False)`` is called before each case (and with ``minor=True`` before each method of
     it), and once at the end with ``done == total``.
@@ -688,8 +689,12 @@ def run_suite(
     plan = []
     for dev in devices:
         cfg = config(suite, dev)
-        if sizes:
-            cfg = dataclasses.replace(cfg, kernels=tuple(sizes))
+        if sizes:  # both kernel-size sweeps; the layers and the held-out grid are fixed
+            cfg = dataclasses.replace(
+                cfg,
+                kernels=tuple(sizes) if cfg.kernels else (),
+                taps=tuple(sizes) if cfg.taps else (),
+            )
         cfg = dataclasses.replace(cfg, **overrides)
         report.repeat[dev] = cfg.repeat
         for sweep, items in _sweeps(cfg, dev):

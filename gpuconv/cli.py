@@ -39,6 +39,14 @@ def _bench(args: argparse.Namespace) -> int:
             print(f"gpuconv bench: {why}", file=sys.stderr)
             return 2
     sizes = tuple(args.k) if args.k else None
+    if sizes and args.suite in ("cnn", "regret"):
+        print(
+            f"gpuconv bench: -k sets the kernel sizes of the 2-D and 1-D sweeps (suites quick, "
+            f"signal, full); the {args.suite} suite has none (it runs fixed "
+            f"{'layers' if args.suite == 'cnn' else 'held-out problems'})",
+            file=sys.stderr,
+        )
+        return 2
     bar = _bench.ProgressBar(sys.stderr)
     try:
         report = _bench.run_suite(args.suite, args.device, progress=bar, sizes=sizes)
@@ -126,7 +134,11 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--suite", choices=["quick", "signal", "cnn", "regret", "full"], default="quick")
     b.add_argument("--out", help="folder for report.md, results.json and the plots")
     b.add_argument(
-        "-k", type=_positive, nargs="*", help="kernel sizes to run instead of the suite's"
+        "-k",
+        type=_positive,
+        nargs="*",
+        help="kernel sizes (2-D sweep) and filter lengths (1-D sweep) to run instead of the "
+        "suite's (quick, signal, full)",
     )
     b.set_defaults(func=_bench)
     t = sub.add_parser(

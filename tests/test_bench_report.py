@@ -343,6 +343,21 @@ def test_cli_bench_tiny(monkeypatch, tmp_path, capsys, fixed_rates):
     assert (out / "report.md").exists() and (out / "results.json").exists()
 
 
+def test_k_sets_both_kernel_size_sweeps(monkeypatch, fixed_rates):
+    small = Config(image=(24, 24), kernels=(3, 9), signal=300, taps=(8, 16), repeat=1)
+    monkeypatch.setattr(_bench, "config", lambda suite, device: small)
+    r = _bench.run_suite("signal", "cpu", sizes=(5,))
+    assert sorted({x.problem for x in r.rows}) == ["24x24 f32 same k=5", "300 f32 same taps=5"]
+
+
+@pytest.mark.parametrize("suite", ["cnn", "regret"])
+def test_k_is_refused_by_suites_without_a_kernel_size_sweep(suite, monkeypatch, capsys):
+    monkeypatch.setattr(_bench, "run_suite", lambda *a, **k: pytest.fail("measured"))
+    assert cli.main(["bench", "--suite", suite, "-k", "3"]) == 2
+    err = capsys.readouterr().err
+    assert "-k" in err and f"the {suite} suite has none" in err
+
+
 @pytest.mark.parametrize(
     "argv, says",
     [
