@@ -860,7 +860,10 @@ def machine_info() -> dict:
     import numba
     import scipy
 
+    from . import __version__
+
     info = {
+        "gpuconv": __version__,
         "python": platform.python_version(),
         "platform": platform.platform(),
         "processor": _cache._cpu_model(),

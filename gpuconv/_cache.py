@@ -20,10 +20,11 @@ import json
 import os
 import platform
 import re
-import tempfile
-import warnings
+import secrets
 from functools import cache
 from pathlib import Path
+
+from . import _warn
 
 FORMAT = 1
 
@@ -93,26 +94,27 @@ def path(kind: str, device: str) -> Path:
     return cache_dir() / f"{kind}-{_slug(device_id(device))}.json"
 
 
-def load(kind: str, device: str) -> dict | None:
-    """The payload of a valid cache file, or None (missing, disabled, or ignored with a warning)."""
+def load(kind: str, device: str, quiet: bool = False) -> dict | None:
+    """The payload of a valid cache file, or None (missing, disabled, or ignored with a warning,
+    which ``quiet`` leaves out: for a second read of a file already warned about)."""
     if not enabled():
         return None
     p = path(kind, device)
     try:
-        text = p.read_text()
+        raw = p.read_bytes()
     except FileNotFoundError:
         return None
     except OSError as e:
-        _warn(p, f"it cannot be read ({e})", kind)
+        _ignored(p, f"it cannot be read ({e})", kind, quiet)
         return None
     try:
-        doc = json.loads(text)
-    except ValueError as e:
-        _warn(p, f"it is not valid JSON ({e})", kind)
+        doc = json.loads(raw.decode("utf-8"))
+    except (ValueError, RecursionError) as e:  # UnicodeDecodeError is a ValueError
+        _ignored(p, f"it is not valid UTF-8 JSON ({type(e).__name__}: {e})"[:300], kind, quiet)
         return None
     why = _foreign(doc, kind, device)
     if why:
-        _warn(p, why, kind)
+        _ignored(p, why, kind, quiet)
         return None
     return doc["payload"]
 
@@ -129,9 +131,19 @@ def _foreign(doc, kind: str, device: str) -> str | None:
     return None
 
 
-def _warn(p: Path, why: str, kind: str) -> None:
-    todo = "run `gpuconv tune` to measure this machine" if kind == "constants" else "it is rebuilt"
-    warnings.warn(f"gpuconv ignores {p}: {why}; {todo}", CacheWarning, stacklevel=4)
+def ignored(kind: str, device: str, why: str) -> None:
+    """Warn that the ``kind`` file of ``device`` (or part of it) is ignored, and why."""
+    _ignored(path(kind, device), why, kind)
+
+
+def _ignored(p: Path, why: str, kind: str, quiet: bool = False) -> None:
+    if quiet:
+        return
+    if kind == "constants":
+        todo = "run `gpuconv tune` to measure this machine"
+    else:
+        todo = "choices are timed again, and saved there if the folder can be written"
+    _warn.warn(f"gpuconv ignores {p}: {why}; {todo}", CacheWarning)
 
 
 def save(kind: str, device: str, payload: dict) -> Path | None:
@@ -148,7 +160,10 @@ def save(kind: str, device: str, payload: dict) -> Path | None:
         "payload": payload,
     }
     p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    # not mkstemp: its 0600 would keep the file from the others sharing a GPUCONV_CACHE_DIR;
+    # os.open's mode goes through the umask like any other file's
+    tmp = p.parent / f".{p.name}.{os.getpid()}.{secrets.token_hex(6)}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "w") as f:
             json.dump(doc, f, indent=1, sort_keys=True)

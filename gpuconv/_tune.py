@@ -52,6 +52,9 @@ SKIP_FACTOR = 30.0
 #: a ceiling that moves more than this between the start and the end of a run means a busy machine
 BUSY_DRIFT = 0.35
 
+#: the constants ``gpuconv tune`` fits (the others it measures or rescales), printed by it
+_FITTED = ("overhead_", "scale_", "opscale_")
+
 
 def _best(a: _rates.Rates, b: _rates.Rates) -> _rates.Rates:
     da, db = a.as_dict(), b.as_dict()
@@ -199,11 +202,11 @@ class TuneResult:
             "G n log2 n / s",
             "fitted overheads and efficiency scales:",
         ]
-        for k, v in sorted(self.constants.items()):
-            if k.startswith("overhead_"):
-                lines.append(f"  {k:<24}{v * 1e6:.1f} us")
-            elif k.startswith(("scale_", "opscale_")):
-                lines.append(f"  {k:<24}{v:.2f}")
+        shown = {k: v for k, v in self.constants.items() if k.startswith(_FITTED)}
+        width = max(map(len, shown), default=0) + 2
+        for k, v in sorted(shown.items()):
+            value = f"{v * 1e6:.1f} us" if k.startswith("overhead_") else f"{v:.2f}"
+            lines.append(f"  {k:<{width}}{value}")
         for what, reg in (("previous", self.regret_before), ("tuned", self.regret_after)):
             if reg:
                 lines.append(

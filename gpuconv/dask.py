@@ -64,7 +64,7 @@ except ImportError as e:  # pragma: no cover - exercised in a subprocess by the 
         f'gpuconv.dask needs Dask ({e}); install it with: pip install "gpuconv[dask]"'
     ) from e
 
-from . import _arrays, _threads
+from . import _arrays, _threads, _warn
 from . import nn as _nn
 from . import signal as _signal
 
@@ -363,12 +363,11 @@ def _map_halo(fn: str, x: da.Array, plans, block, dtype, kind="fill", fill=0) ->
             out[p.axis] = (pl + fitted[0] - lo,) + fitted[1:-1] + (fitted[-1] + ph - hi,)
             depth[p.axis] = (lo, hi)
     if merged:
-        warnings.warn(
+        _warn.warn(
             f"{fn}: chunks too small for the kernel's halo were merged with their neighbours "
             f"(each chunk must lend its neighbours the halo; an axis shorter than the kernel is "
             f"one chunk): {'; '.join(merged)}",
             RechunkWarning,
-            stacklevel=4,
         )
     if in_block:
         src = x.rechunk(tuple(chunks)) if tuple(chunks) != x.chunks else x
@@ -415,12 +414,11 @@ def _whole_axes(fn: str, x: da.Array, axes, out_len, block, dtype) -> da.Array:
     """Each of ``axes`` in one chunk (output length ``out_len[i]`` there), ``block`` per chunk."""
     split = [ax for ax in axes if len(x.chunks[ax]) > 1]
     if split:
-        warnings.warn(
+        _warn.warn(
             f"{fn}: the in-memory operand is at least as large as in1 along axes {list(axes)} "
             f"('valid' swaps the operands), so those axes are computed in one chunk each; "
             f"rechunked axes {split}",
             RechunkWarning,
-            stacklevel=4,
         )
         x = x.rechunk({ax: -1 for ax in axes})
     chunks = list(x.chunks)
@@ -682,11 +680,10 @@ def _conv_batch(nd, input, weight, bias, stride, padding, dilation, groups, padd
     base = {key: kw[key] for key in kw if key not in extra}
     probe = func(np.empty((0,) + x.shape[1:], x.dtype), w, b, **base)
     if any(len(c) > 1 for c in x.chunks[1:]):
-        warnings.warn(
+        _warn.warn(
             f"gpuconv.dask.{fn}: only the batch axis may be split (a sample is convolved whole); "
             f"input chunks {x.chunks} rechunked to one chunk along the channel and spatial axes",
             RechunkWarning,
-            stacklevel=3,
         )
         x = x.rechunk({i: -1 for i in range(1, x.ndim)})
     block = _Blockwise(func, (w, b), kw)

@@ -47,7 +47,7 @@ from math import prod
 
 import numpy as np
 
-from . import _arrays, _cache, _costs, _epilogue, _memory
+from . import _arrays, _cache, _costs, _epilogue, _memory, _warn
 from ._spec import ConvSpec
 
 #: the operations the dispatcher knows (see the module docstring).
@@ -551,25 +551,27 @@ def _load_tuned(device: str) -> None:
     _SOURCE[device] = "built-in table"
     try:
         payload = _cache.load("constants", device)
-    except Exception:  # no CuPy / no GPU: the GPU algorithms will say so when run
-        payload = None
+    except (_arrays.CupyUnavailableError, _arrays.CudaUnavailableError):
+        payload = None  # the GPU algorithms will say what is missing when run
     if payload is None:
         return
     values = payload.get("constants")
-    bad = _bad_constants(device, values)
+    bad = _bad_constants(device, values) or _implausible(device, values)
     if bad:
-        import warnings
-
-        warnings.warn(
+        _warn.warn(
             f"gpuconv ignores the tuned constants in {_cache.path('constants', device)}: {bad}; "
             "run `gpuconv tune` again",
             _cache.CacheWarning,
-            stacklevel=3,
         )
         return
     _CONSTANTS[device].update({k: float(v) for k, v in values.items()})
     _SOURCE[device] = f"tuned {payload.get('created', '?')} ({_cache.path('constants', device)})"
     _ASSESSED.clear()
+
+
+#: a tuned constant in a file further than this factor from the built-in one is taken for a
+#: damaged file (:func:`set_constants` takes any positive value)
+PLAUSIBLE = 1000.0
 
 
 def _bad_constants(device: str, values) -> str | None:
@@ -579,8 +581,20 @@ def _bad_constants(device: str, values) -> str | None:
     if unknown:
         return f"unknown constants {unknown}"
     for k, v in values.items():
-        if not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
             return f"constant {k} = {v!r} is not a positive number"
+    return None
+
+
+def _implausible(device: str, values: dict) -> str | None:
+    """Why a file's constants look damaged: one too far from the built-in value."""
+    for k, v in values.items():
+        ref = _BUILTIN[device][k]
+        if not ref / PLAUSIBLE <= v <= ref * PLAUSIBLE:
+            return (
+                f"constant {k} = {v!r} is more than {PLAUSIBLE:g}x away from the built-in "
+                f"{ref:.3g} (no machine differs that much)"
+            )
     return None
 
 
@@ -835,7 +849,8 @@ BENCHMARK_SKIP = 10.0
 #: most problem signatures remembered per device (the oldest are forgotten first)
 AUTOTUNE_MAX = 4096
 
-#: device -> signature -> {"algorithm": winner, "seconds": {name: median seconds}}
+#: device ('cpu', or 'cuda' and the GPU's name, so that two GPU models never share a winner) ->
+#: signature -> {"algorithm": winner, "seconds": {name: median seconds}}, oldest first
 _AUTOTUNED: dict[str, dict[str, dict]] = {}
 
 
@@ -846,48 +861,75 @@ def _signature(spec: ConvSpec, op: str, exact: bool, allowed, eligible) -> str:
     return json.dumps(what, sort_keys=True, default=list)
 
 
+def _table_key(device: str) -> str:
+    if device == "cpu":
+        return "cpu"
+    from . import _arrays
+
+    try:
+        return _cache.device_id(device)
+    except (_arrays.CupyUnavailableError, _arrays.CudaUnavailableError):
+        return device  # measure() will say what is missing
+
+
 def _autotune_table(device: str) -> dict[str, dict]:
-    table = _AUTOTUNED.get(device)
+    key = _table_key(device)
+    table = _AUTOTUNED.get(key)
     if table is None:
-        try:
-            table = _valid_autotune(_cache.load("autotune", device))
-        except Exception:  # no CuPy / GPU: measure() will say so
-            table = {}
-        _AUTOTUNED[device] = table
+        table = _valid_autotune(_read_autotune(device), device)
+        _AUTOTUNED[key] = table
     return table
 
 
-def _valid_autotune(payload) -> dict[str, dict]:
-    entries = payload.get("entries") if isinstance(payload, dict) else None
-    if not isinstance(entries, dict):
+def _read_autotune(device: str, quiet: bool = False):
+    from . import _arrays
+
+    try:
+        return _cache.load("autotune", device, quiet=quiet)
+    except (_arrays.CupyUnavailableError, _arrays.CudaUnavailableError):
+        return None  # measure() will say what is missing
+
+
+def _valid_autotune(payload, device: str, quiet: bool = False) -> dict[str, dict]:
+    if payload is None:
         return {}
-    return {
+    entries = payload.get("entries")
+    if not isinstance(entries, dict):
+        if not quiet:
+            _cache.ignored("autotune", device, "it holds no table of entries")
+        return {}
+    good = {
         k: v
         for k, v in entries.items()
         if isinstance(v, dict) and isinstance(v.get("algorithm"), str)
     }
+    if len(good) < len(entries) and not quiet:
+        why = f"{len(entries) - len(good)} of its {len(entries)} entries are not choices"
+        _cache.ignored("autotune", device, why)
+    return _bounded(good)
+
+
+def _bounded(table: dict[str, dict]) -> dict[str, dict]:
+    """``table`` less its oldest entries beyond :data:`AUTOTUNE_MAX` (in place)."""
+    while len(table) > AUTOTUNE_MAX:
+        table.pop(next(iter(table)))
+    return table
 
 
 def _save_autotune(device: str, key: str, entry: dict) -> None:
-    # merge with what other processes saved meanwhile, then replace the file atomically
-    try:
-        merged = _valid_autotune(_cache.load("autotune", device))
-    except Exception:
-        merged = {}
-    merged.update(_AUTOTUNED[device])
+    # merge with what other processes saved meanwhile (the first read already warned about a
+    # bad file), then replace the file atomically
+    merged = _valid_autotune(_read_autotune(device, quiet=True), device, quiet=True)
+    merged.update(_autotune_table(device))
+    merged.pop(key, None)
     merged[key] = entry
-    while len(merged) > AUTOTUNE_MAX:
-        merged.pop(next(iter(merged)))
     try:
-        _cache.save("autotune", device, {"entries": merged})
+        _cache.save("autotune", device, {"entries": _bounded(merged)})
     except OSError as e:
-        import warnings
-
-        warnings.warn(
+        _warn.warn(
             f"gpuconv could not save benchmarked choices to {_cache.cache_dir()} ({e}); they "
             "are remembered in this process only (set GPUCONV_CACHE_DIR to a writable folder)",
             _cache.CacheWarning,
-            stacklevel=3,
         )
 
 
@@ -896,7 +938,8 @@ def forget_benchmarks(device: str | None = None) -> None:
     if device is None:
         _AUTOTUNED.clear()
     else:
-        _AUTOTUNED.pop(device, None)
+        for key in [k for k in _AUTOTUNED if k == device or k.startswith(f"{device} ")]:
+            del _AUTOTUNED[key]
 
 
 def benchmark(
@@ -946,7 +989,9 @@ def benchmark(
     times = measure(spec, x, w, names, repeat=repeat, op=op, device=device)
     winner = min(times, key=times.get)
     entry = {"algorithm": winner, "seconds": times}
+    table.pop(key, None)
     table[key] = entry
+    _bounded(table)
     _save_autotune(device, key, entry)
     return winner
 

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from . import _arrays, dispatch
+from . import _arrays, _warn, dispatch
 from ._spec import ConvSpec
 
 __all__ = [
@@ -389,11 +389,10 @@ def _warn_non_finite(out: np.ndarray, name: str) -> None:
     if name in ("fft", "overlap_add") and out.size:
         first = out.reshape(-1)[0]
         if np.isnan(first) or np.isinf(first):
-            warnings.warn(
+            _warn.warn(
                 "Use of fft convolution on input with NAN or inf results in NAN or inf output. "
                 "Consider using method='direct' instead.",
-                category=RuntimeWarning,
-                stacklevel=3,
+                RuntimeWarning,
             )
 
 

@@ -15,6 +15,7 @@ import pytest
 import scipy.ndimage
 import scipy.signal
 
+import gpuconv
 from gpuconv import _arrays, _bench, _grids, _rates, _timing, cli, dispatch
 from gpuconv._bench import Config, Layer, Row
 from gpuconv._spec import ConvSpec
@@ -241,6 +242,7 @@ def test_full_suite_files(full_report, tmp_path, monkeypatch):
     data = json.loads((tmp_path / "results.json").read_text())
     assert data["suite"] == "full" and data["date"]
     assert data["machine"]["numpy"] == np.__version__
+    assert data["machine"]["gpuconv"] == gpuconv.__version__
     assert data["rates"]["cpu"]["copy_bytes_per_s"] == RATES.copy_bytes_per_s
     reg = data["regret"]["cpu"]
     assert reg["n"] > 0 and reg["median"] >= 1.0 and reg["worst"] >= reg["median"]

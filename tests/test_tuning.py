@@ -54,7 +54,7 @@ def test_cache_round_trip_is_atomic(cache):
 @pytest.mark.parametrize(
     "mangle, why",
     [
-        (lambda d: "{not json", "not valid JSON"),
+        (lambda d: "{not json", "not valid UTF-8 JSON"),
         (lambda d: json.dumps([1, 2]), "not a gpuconv cache file"),
         (lambda d: json.dumps({**d, "format": 99}), "format"),
         (lambda d: json.dumps({**d, "kind": "constants"}), "not a gpuconv autotune file"),
@@ -67,6 +67,52 @@ def test_corrupt_or_foreign_files_are_ignored_with_a_warning(cache, mangle, why)
     p.write_text(mangle(json.loads(p.read_text())))
     with pytest.warns(_cache.CacheWarning, match=why):
         assert _cache.load("autotune", "cpu") is None
+
+
+@pytest.mark.parametrize(
+    "raw, why",
+    [(b"\xff\xfe{}", "UnicodeDecodeError"), (b"[" * 100_000 + b"]" * 100_000, "RecursionError")],
+)
+def test_undecodable_files_are_ignored_with_a_warning(cache, raw, why):
+    p = _cache.save("constants", "cpu", {"constants": {}})
+    p.write_bytes(raw)
+    with pytest.warns(_cache.CacheWarning, match=why):
+        assert _cache.load("constants", "cpu") is None
+
+
+def test_cache_files_are_as_readable_as_any_file_the_umask_allows(cache):
+    old = os.umask(0o022)
+    try:
+        p = _cache.save("autotune", "cpu", {"entries": {}})
+    finally:
+        os.umask(old)
+    assert p.stat().st_mode & 0o777 == 0o644  # mkstemp's 0600 would hide it from a shared folder
+
+
+@pytest.mark.parametrize(
+    "entries, why",
+    [([1, 2], "holds no table of entries"), ({"a": {"algorithm": "fft"}, "b": 3}, "1 of its 2")],
+)
+def test_bad_autotune_entries_warn_once_at_the_callers_line(cache, rng, entries, why):
+    doc_path = _cache.save("autotune", "cpu", {"entries": entries})
+    a, k = random_array(rng, (40, 40), np.float64), random_array(rng, (5, 5), np.float64)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        gpuconv.convolve(a, k, method="benchmark")  # reads the file, then saves the winner
+    cache_warnings = [w for w in seen if issubclass(w.category, _cache.CacheWarning)]
+    assert len(cache_warnings) == 1 and why in str(cache_warnings[0].message)
+    assert cache_warnings[0].filename == __file__  # the user's line, not gpuconv's
+    assert len(_cache.load("autotune", "cpu")["entries"]) >= 1  # rewritten with valid entries
+    assert doc_path.exists()
+
+
+def test_remembered_choices_are_bounded_in_memory_too(cache, monkeypatch, rng):
+    monkeypatch.setattr(dispatch, "AUTOTUNE_MAX", 3)
+    monkeypatch.setattr(dispatch, "measure", _fake_measure("fft", []))
+    for n in range(20, 26):
+        gpuconv.convolve(np.ones(n), np.ones(5), method="benchmark")
+    assert len(dispatch._autotune_table("cpu")) == 3
+    assert len(_cache.load("autotune", "cpu")["entries"]) == 3
 
 
 def test_cache_can_be_switched_off(cache, monkeypatch):
@@ -86,8 +132,8 @@ def test_tuned_constants_are_in_force_after_loading(cache):
     spec = ConvSpec(in_shape=(512, 512), kernel_shape=(3, 3), pad_lo=1, pad_hi=1)
     assert dispatch.choose(spec).algorithm == "direct"
     dispatch._SOURCE.pop("cpu")
-    _write_constants({"scale_direct_2d_f64": 1e4})  # this machine's direct core is 10^4x slower
-    assert dispatch.constants()["scale_direct_2d_f64"] == 1e4
+    _write_constants({"scale_direct_2d_f64": 1e3})  # this machine's direct core is ~800x slower
+    assert dispatch.constants()["scale_direct_2d_f64"] == 1e3
     assert dispatch.constants_source().startswith("tuned 2026-11-23")
     assert dispatch.choose(spec).algorithm != "direct"
 
@@ -104,7 +150,13 @@ def test_a_new_process_reads_the_tuned_constants(cache):
 
 @pytest.mark.parametrize(
     "values, why",
-    [({"no_such_constant": 1.0}, "unknown constants"), ({"stream_byte": -1.0}, "positive")],
+    [
+        ({"no_such_constant": 1.0}, "unknown constants"),
+        ({"stream_byte": -1.0}, "positive"),
+        ({"stream_byte": True}, "stream_byte = True is not a positive number"),
+        ({"overhead_fft": 1e300}, "overhead_fft = 1e\\+300 is more than 1000x away"),
+        ({"scale_fft_2d_f32": 1e-300}, "scale_fft_2d_f32 = 1e-300 is more than 1000x away"),
+    ],
 )
 def test_invalid_tuned_constants_are_ignored_with_a_warning(cache, values, why):
     _write_constants(values)
@@ -313,10 +365,13 @@ def test_cli_tune_and_info(cache, monkeypatch, capsys):
     assert cli.main(["tune", "--repeat", "1"]) == 0
     out = capsys.readouterr().out
     assert "copy bandwidth" in out and "saved to" in out
+    fitted = [ln.split() for ln in out.splitlines() if ln.startswith("  scale_")]
+    assert fitted and all(len(f) == 2 and float(f[1]) > 0 for f in fitted)  # name, space, value
     assert any(p.name.startswith("constants-cpu-") for p in cache.iterdir())
     assert cli.main(["info"]) == 0
     out = capsys.readouterr().out
     assert str(cache) in out and "cost constants: tuned" in out
+    assert f"gpuconv: {gpuconv.__version__}" in out
 
 
 def test_cli_tune_cuda_without_gpu_says_what_is_missing(cache, capsys, monkeypatch):
