@@ -379,9 +379,21 @@ def convolve(in1, in2, mode: str = "full", method: str = "auto", *, device=None)
     if volume.size == 0 or kernel.size == 0:  # scipy's direct answer or error for empty inputs
         sp = _scipy(volume, kernel)
         return sp.convolve(volume, kernel, mode=mode, method="direct")
+    if _scipy_direct_1d(volume, kernel, method, dev):
+        return _scipy(volume, kernel).convolve(volume, kernel, mode=mode, method="direct")
     out, name = _conv_nd(volume, kernel, mode, method, device=dev)
     _warn_non_finite(out, name)
     return out
+
+
+def _scipy_direct_1d(volume, kernel, method: str, device: str) -> bool:
+    """Whether scipy's 1-D ``method='direct'`` answer can differ from gpuconv's: only when both
+    inputs hold NaN/inf (gpuconv puts a lone one in the input, where the zero padding never
+    multiplies it; with two, the kernel's would, where scipy's ``numpy.convolve`` does not).
+    scipy then computes it, as it would."""
+    if method != "direct" or device != "cpu" or volume.ndim != 1 or kernel.ndim != 1:
+        return False
+    return all(a.dtype.kind in "fc" and not np.isfinite(a).all() for a in (volume, kernel))
 
 
 def _warn_non_finite(out: np.ndarray, name: str) -> None:
@@ -411,6 +423,8 @@ def correlate(in1, in2, mode: str = "full", method: str = "auto", *, device=None
     if volume.size == 0 or kernel.size == 0:  # scipy's direct answer or error for empty inputs
         sp = _scipy(volume, kernel)
         return sp.correlate(volume, kernel, mode=mode, method="direct")
+    if _scipy_direct_1d(volume, kernel, method, dev):
+        return _scipy(volume, kernel).correlate(volume, kernel, mode=mode, method="direct")
     out, name = _conv_nd(volume, _reverse_and_conj(kernel), mode, method, device=dev)
     _warn_non_finite(out, name)
     return out

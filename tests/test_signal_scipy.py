@@ -211,6 +211,26 @@ def test_nan_warns_on_fft_path():
         gpuconv.convolve(a, np.ones(60), method="fft")
 
 
+@pytest.mark.parametrize("fn", ["convolve", "correlate"])
+@pytest.mark.parametrize("mode", ["full", "same", "valid"])
+@pytest.mark.parametrize("dtype", [np.float64, np.complex64])
+def test_non_finite_in_both_inputs_direct_is_scipys(fn, mode, dtype, rng):
+    """1-D, NaN/inf in both: scipy's direct path is numpy's, summing only products that exist;
+    and no numpy warning on the way (scipy raises none)."""
+    for n, k in ((9, 4), (4, 9), (12, 12)):
+        a = random_array(rng, (n,), dtype)
+        b = random_array(rng, (k,), dtype)
+        a[rng.integers(n)], b[rng.integers(k)] = np.inf, rng.choice([np.nan, -np.inf])
+        ref = getattr(ss, fn)(a, b, mode, method="direct")
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            got = getattr(gpuconv, fn)(a, b, mode, method="direct")
+            for name in ("im2col", "direct"):  # no warning from any direct-family algorithm
+                getattr(gpuconv, fn)(a, b, mode, method=name)
+        assert got.dtype == ref.dtype and got.shape == ref.shape
+        np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-5, equal_nan=True)
+
+
 def test_choose_conv_method(rng):
     a = random_array(rng, (256, 256), np.float32)
     small, large = random_array(rng, (3, 3), np.float32), random_array(rng, (41, 41), np.float32)

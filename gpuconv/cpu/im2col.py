@@ -454,12 +454,15 @@ def run_backward_weight(
 
 
 def _noting_blas(fn):
-    """``fn``, recording when its BLAS calls are over (see gpuconv._timing.BLAS_SPIN_S)."""
+    """``fn``, recording when its BLAS calls are over (see gpuconv._timing.BLAS_SPIN_S), without
+    numpy's floating-point warnings (the numba algorithms and scipy raise none either)."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
-            return fn(*args, **kwargs)
+            # an inf times a zero is NaN in any convolution; numpy would also warn about it
+            with np.errstate(invalid="ignore", over="ignore"):
+                return fn(*args, **kwargs)
         finally:
             _timing.note_blas()
 
