@@ -153,9 +153,10 @@ class FakeKernel:
 
 
 class FakeDevice:
-    """cupy.cuda.Device(): device 0, usable as a context manager."""
+    """cupy.cuda.Device(): device 0 (compute capability 9.0), usable as a context manager."""
 
     id = 0
+    compute_capability = "90"
 
     def __init__(self, *args):
         pass
@@ -207,7 +208,9 @@ def make_fake_cupy():
         Stream=FakeStream,
         stream=stream,  # the current stream (tests swap it)
         get_current_stream=lambda: fake.cuda.stream,
-        runtime=types.SimpleNamespace(getDeviceCount=lambda: 1),
+        runtime=types.SimpleNamespace(
+            getDeviceCount=lambda: 1, getDeviceProperties=lambda i: {"name": b"Fake GPU"}
+        ),
         compiler=types.SimpleNamespace(CompileException=FakeCompileError),
     )
     fake.RawModule = lambda code, options=(): FakeModule(fake, code, options)

@@ -441,13 +441,11 @@ def test_tune_cuda_runs_on_a_fake_cupy_and_saves_per_device(cache, monkeypatch):
     """The GPU tune path end to end on the NumPy-backed fake CuPy (the kernels compiled for the
     CPU, stand-in CUDA events): every CUDA algorithm timed, constants fitted and saved under the GPU's name.
     The figures mean nothing here; a GPU session runs the real thing (ci/gpu-check)."""
-    import types
 
     from gpuconv.cuda import _loader
     from tests.test_bench_report import TINY_GRID, _fake_cupy_with_events
 
     fake = _fake_cupy_with_events(monkeypatch)
-    fake.cuda.Device = lambda *a: types.SimpleNamespace(id=0, compute_capability="90")
     _loader.clear_cache()
     try:
         result = _tune.tune("cuda", grid=list(TINY_GRID[:3]), repeat=1)
@@ -459,3 +457,18 @@ def test_tune_cuda_runs_on_a_fake_cupy_and_saves_per_device(cache, monkeypatch):
     assert {"direct", "fft", "im2col"} <= timed <= set(dispatch.algorithm_names("cuda"))
     assert Path(result.path).name == "constants-cuda-fake-gpu-sm-90.json"
     assert result.constants["overhead_direct"] > 0
+
+
+def test_remembered_gpu_choices_are_kept_per_gpu_model(cache, monkeypatch):
+    """Two GPU models in one process never share a benchmarked winner (nor a cache file)."""
+    current = {"name": "cuda A100 sm_80"}
+    monkeypatch.setattr(_cache, "device_id", lambda device: current["name"])
+    a = dispatch._autotune_table("cuda")
+    a["sig"] = {"algorithm": "fft"}
+    current["name"] = "cuda H100 sm_90"
+    b = dispatch._autotune_table("cuda")
+    assert b is not a and "sig" not in b
+    current["name"] = "cuda A100 sm_80"
+    assert dispatch._autotune_table("cuda") is a
+    dispatch.forget_benchmarks("cuda")
+    assert not any(k.startswith("cuda") for k in dispatch._AUTOTUNED)
