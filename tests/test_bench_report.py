@@ -507,7 +507,7 @@ def test_confirm_choice_retimes_the_choice_and_the_fastest_in_turns(monkeypatch)
 
     def in_turns(device, fns, repeat, rounds):
         seen.append(([f() for f in fns], repeat, rounds))
-        return [1.1e-3, 1.2e-3]  # in turns, the choice is the faster
+        return [1.1e-3, 1.2e-3, 1.15e-3][: len(fns)]  # in turns, the choice is the fastest
 
     monkeypatch.setattr(_timing, "time_interleaved", in_turns)
     case, rows = _confirm_case(2.0, 1.0)
@@ -518,8 +518,25 @@ def test_confirm_choice_retimes_the_choice_and_the_fastest_in_turns(monkeypatch)
     assert rows["gpuconv.auto"].ms == pytest.approx(1.1)  # the auto row is the choice's row
     assert rows["gpuconv.im2col"].ms == 9.0
     assert "re-timed in turns with fft (2.00 ms timed alone)" in rows["gpuconv.direct"].note
+    assert "re-timed in turns with direct (1.00 ms timed alone)" in rows["gpuconv.fft"].note
     s = _bench.regret_summary(rows.values())
     assert s["worst"] == pytest.approx(1.0)
+
+
+def test_confirm_choice_retimes_every_algorithm_that_timed_faster(monkeypatch):
+    seen = []
+
+    def in_turns(device, fns, repeat, rounds):
+        seen.append([f() for f in fns])
+        return [2.0e-3, 1.9e-3, 1.5e-3]
+
+    monkeypatch.setattr(_timing, "time_interleaved", in_turns)
+    case, rows = _confirm_case(2.0, 1.0)
+    rows["gpuconv.im2col"].ms = 1.2  # also faster than the choice alone
+    _bench._confirm_choice(rows, case, repeat=5)
+    assert seen == [["direct", "fft", "im2col"]]  # the choice, then the faster ones, fastest first
+    s = _bench.regret_summary(rows.values())
+    assert s["worst"] == pytest.approx(2.0 / 1.5) and s["problems"][0]["fastest"] == "im2col"
 
 
 def test_confirm_choice_keeps_a_real_loss_and_leaves_a_win_alone(monkeypatch):
