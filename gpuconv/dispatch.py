@@ -1006,9 +1006,13 @@ def execute(
     op: str = "forward",
     device: str = "cpu",
     epilogue: tuple | None = None,
-) -> np.ndarray:
+    allowed: tuple[str, ...] | None = None,
+    with_name: bool = False,
+):
     """Solve ``spec`` for inputs ``x`` and ``w`` with ``algorithm``: a registered name, 'auto'
-    (the cost model's choice) or 'benchmark' (the fastest when timed, see :func:`benchmark`).
+    (the cost model's choice among ``allowed``, default all; out of memory, the next one by
+    estimate) or 'benchmark' (the fastest when timed, see :func:`benchmark`).  With
+    ``with_name``, returns ``(result, name of the algorithm that computed it)``.
 
     ``epilogue`` (forward only): ``(bias or None, activation code, slope)``, see
     :meth:`Algorithm.run`; the bias must be on the computing device.
@@ -1032,10 +1036,12 @@ def execute(
         bias = epilogue[0] if epilogue else None
         # everything runs on the GPU the operands live on, whichever is current
         with xp.cuda.Device(_gpu_of(xp, x, w, bias)):
-            return _execute(spec, xp, x, w, algorithm, exact, op, device, epilogue)
-    if device != "cpu":
+            y, name = _execute(spec, xp, x, w, algorithm, exact, op, device, epilogue, allowed)
+    elif device != "cpu":
         raise ValueError(f"unknown device {device!r}; use 'cpu' or 'cuda'")
-    return _execute(spec, np, x, w, algorithm, exact, op, device, epilogue)
+    else:
+        y, name = _execute(spec, np, x, w, algorithm, exact, op, device, epilogue, allowed)
+    return (y, name) if with_name else y
 
 
 def _gpu_of(cp, *arrays) -> int:
@@ -1049,7 +1055,7 @@ def _gpu_of(cp, *arrays) -> int:
     return ids[0] if ids else cp.cuda.Device().id
 
 
-def _execute(spec, xp, x, w, algorithm, exact, op, device, epilogue):
+def _execute(spec, xp, x, w, algorithm, exact, op, device, epilogue, allowed=None):
     (na, sa), (nb, sb) = {
         "forward": (("x", spec.x_shape), ("w", spec.w_shape)),
         "backward_data": (("dy", spec.y_shape), ("w", spec.w_shape)),
@@ -1064,7 +1070,7 @@ def _execute(spec, xp, x, w, algorithm, exact, op, device, epilogue):
     w = xp.asarray(w, dtype=spec.dtype)
     fallbacks: list[str] = []
     if algorithm == "auto":
-        plan = choose(spec, w, exact=exact, op=op, device=device)
+        plan = choose(spec, w, exact=exact, op=op, device=device, allowed=allowed)
         algorithm = plan.algorithm
         fallbacks = sorted((n for n in plan.estimates if n != algorithm), key=plan.estimates.get)
     elif algorithm == "benchmark":
@@ -1075,8 +1081,33 @@ def _execute(spec, xp, x, w, algorithm, exact, op, device, epilogue):
         what = "solve this problem" if op == "forward" else f"do {op} of this problem"
         raise ValueError(f"algorithm {algorithm!r} cannot {what}: {reason}")
     if device != "cuda":
-        return alg.run(spec, x, w, op, epilogue)
+        return _run_on_cpu(spec, x, w, op, epilogue, alg, fallbacks)
     return _run_on_gpu(spec, x, w, op, epilogue, alg, fallbacks)
+
+
+def _run_on_cpu(spec, x, w, op, epilogue, alg, fallbacks):
+    """``alg.run`` on the CPU; out of memory (a transform's padded spectra can take many times
+    the input), 'auto' tries the next algorithms by estimate (overlap-add's blocks and direct
+    need little beyond the output), then raises a MemoryError that says what to do."""
+    from ._grids import label
+
+    tried = []
+    for name in [alg.name, *fallbacks]:
+        a = get_algorithm(name, "cpu")
+        if name != alg.name and a.supports(spec, w, op) is not None:
+            continue
+        try:
+            return a.run(spec, x, w, op, epilogue), name
+        except MemoryError as e:
+            tried.append(f"{name}: {type(e).__name__}: {e}"[:200])
+    need = sum(math.prod(s) for s in (spec.x_shape, spec.w_shape, spec.y_shape))
+    raise MemoryError(
+        f"out of memory for {label(spec)} ({op}; its operands alone take "
+        f"{need * spec.dtype.itemsize / 2**20:.0f} MiB); tried {'; '.join(tried)}. Free "
+        "memory, split the batch, use method='overlap_add' or "
+        "'direct' (little memory beyond the output), or process the array in chunks "
+        "(gpuconv.dask)"
+    ) from None
 
 
 def _gpu_out_of_memory(e: BaseException) -> bool:
@@ -1110,7 +1141,7 @@ def _run_on_gpu(spec, x, w, op, epilogue, alg, fallbacks):
             continue
         for _ in range(2 if name == alg.name else 1):
             try:
-                return a.run(spec, x, w, op, epilogue)
+                return a.run(spec, x, w, op, epilogue), name
             except Exception as e:
                 if not _gpu_out_of_memory(e):
                     raise

@@ -207,13 +207,13 @@ def _solve(
         return dispatch.choose(spec, w, exact=exact, allowed=allowed, device=device)
     x = x.astype(spec.dtype, copy=False)
     w = w.astype(spec.dtype, copy=False)
-    if method in ("auto", "direct"):
-        name = dispatch.choose(spec, w, exact=exact, allowed=allowed, device=device).algorithm
-    elif method == "benchmark":
+    if method == "benchmark":
         name = dispatch.benchmark(spec, x, w, exact=exact, device=device)
     else:
-        name = method
-    y = dispatch.execute(spec, x, w, name, device=device)
+        name = "auto" if method in ("auto", "direct") else method
+    y, name = dispatch.execute(
+        spec, x, w, name, exact=exact, allowed=allowed, device=device, with_name=True
+    )
     # (batch, c_out, *out) back to the broadcast axes followed by the convolved axes
     y = y.reshape(bshape + spec.out_shape)
     nd = in1.ndim

@@ -93,3 +93,36 @@ def test_dispatch_errors():
         dispatch.execute(spec, np.ones((1, 1, 8)), np.array([[[1.0, 2.0, 4.0]]]), "separable")
     with pytest.raises(ValueError, match="cost constants for cpu: unknown constants"):
         dispatch.set_constants("cpu", {"nope": 1.0})
+
+
+def _out_of_memory(names, monkeypatch):
+    """Make the CPU algorithms ``names`` fail as numpy does when an allocation fails."""
+    for name in names:
+        alg = dispatch.get_algorithm(name)
+
+        def run(*args, name=name, **kwargs):
+            raise MemoryError(f"Unable to allocate 9.00 GiB ({name}, test)")
+
+        for module in {alg._impl(), alg._op_impl("forward")}:
+            monkeypatch.setattr(module, "run", run)
+
+
+def test_auto_falls_back_to_the_next_algorithm_when_memory_runs_out(monkeypatch, rng):
+    a, k = rng.standard_normal((300, 300)), rng.standard_normal((41, 41))
+    plan = gpuconv.plan(a, k, "same")
+    assert plan.algorithm in ("fft", "overlap_add")
+    _out_of_memory([plan.algorithm], monkeypatch)
+    y = gpuconv.convolve(a, k, "same")  # the next algorithm by estimate
+    np.testing.assert_allclose(y, ss.convolve(a, k, "same"), atol=1e-9 * np.abs(y).max())
+
+
+def test_out_of_memory_everywhere_says_what_was_tried_and_what_to_do(monkeypatch, rng):
+    a, k = rng.standard_normal((300, 300)), rng.standard_normal((41, 41))
+    _out_of_memory(dispatch.algorithm_names(), monkeypatch)
+    with pytest.raises(MemoryError) as e:
+        gpuconv.convolve(a, k, "same")
+    msg = str(e.value)
+    assert "300x300 * 41x41" in msg and "fft: MemoryError: Unable to allocate" in msg
+    assert "direct: MemoryError" in msg and "gpuconv.dask" in msg
+    with pytest.raises(MemoryError, match="tried fft: MemoryError"):  # a named method: only it
+        gpuconv.convolve(a, k, "same", method="fft")
