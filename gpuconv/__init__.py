@@ -5,6 +5,7 @@ The scipy.signal drop-ins (``convolve``, ``correlate``, ``convolve2d``, ``correl
 shapes and dtypes as scipy.signal 1.17; ``plan`` says which algorithm a call would run and why.
 """
 
+from . import dispatch
 from .dispatch import Plan, algorithm_names
 from .nn import (
     conv1d,
@@ -57,3 +58,7 @@ __all__ = [
     "oaconvolve",
     "plan",
 ]
+
+# `gpuconv tune`'s constants for this CPU are read here, so that a damaged file warns at import;
+# a GPU's are read when the GPU is first used (importing never queries a device)
+dispatch._load_tuned("cpu")

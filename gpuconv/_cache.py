@@ -3,8 +3,8 @@
 One JSON file per kind and device in the user's cache directory (``$GPUCONV_CACHE_DIR``, else
 ``$XDG_CACHE_HOME/gpuconv``, else ``~/.cache/gpuconv``; ``%LOCALAPPDATA%\\gpuconv`` on Windows):
 
-* ``constants-<device>.json``: written by ``gpuconv tune``, read the first time the dispatcher
-  needs that device's cost constants;
+* ``constants-<device>.json``: written by ``gpuconv tune``, read by ``import gpuconv`` for the
+  CPU and the first time the dispatcher needs a GPU's cost constants;
 * ``autotune-<device>.json``: the winners of ``method='benchmark'`` / ``algorithm='benchmark'``.
 
 Each file records the gpuconv version and the device it was measured on.  Files are written

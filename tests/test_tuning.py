@@ -472,3 +472,21 @@ def test_remembered_gpu_choices_are_kept_per_gpu_model(cache, monkeypatch):
     assert dispatch._autotune_table("cuda") is a
     dispatch.forget_benchmarks("cuda")
     assert not any(k.startswith("cuda") for k in dispatch._AUTOTUNED)
+
+
+def test_import_reads_the_cpu_constants_and_warns_at_the_import_line(cache, tmp_path):
+    _write_constants({"stream_byte": 1.25e-9})
+    env = {**os.environ, "GPUCONV_CACHE_DIR": str(cache), "PYTHONPATH": str(ROOT)}
+    code = (
+        "import gpuconv.dispatch as d, sys; "
+        "print(d._SOURCE.get('cpu', '-').split(' ')[0], d._CONSTANTS['cpu']['stream_byte'], "
+        "'numba' in sys.modules, 'cupy' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.stdout.split() == ["tuned", "1.25e-09", "False", "False"], out.stderr
+    _write_constants({"stream_byte": True})
+    script = tmp_path / "user_script.py"
+    script.write_text("import warnings\nwarnings.simplefilter('always')\nimport gpuconv\n")
+    out = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True)
+    assert out.returncode == 0
+    assert f"{script}:3: CacheWarning: gpuconv ignores the tuned constants" in out.stderr
