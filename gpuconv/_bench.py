@@ -766,29 +766,33 @@ def _run_case(case: Case, sweep: Sweep, repeat: int, rates, step) -> list[Row]:
     return list(rows.values())
 
 
-#: the re-timing of auto's choice against the algorithms that timed faster: this many times
-#: the suite's repeats, in ``CONFIRM_TURNS`` turns, against at most ``CONFIRM_MAX`` of them
+#: the re-timing of auto's choice against the algorithms that timed less than ``CONFIRM_SPAN``
+#: times it alone (at most ``CONFIRM_MAX`` of them): ``CONFIRM_REPEAT`` times the suite's
+#: repeats, in ``CONFIRM_TURNS`` turns
 CONFIRM_REPEAT = 2
 CONFIRM_TURNS = 3
-CONFIRM_MAX = 3
+CONFIRM_MAX = 4
+CONFIRM_SPAN = 2.0
 
 
 def _confirm_choice(rows: dict[str, Row], case: Case, repeat: int) -> None:
     """Where auto's choice did not time fastest, time it again in turns with every algorithm
-    that timed faster (:func:`_timing.time_interleaved`) and keep those times: the regret is
-    their ratio, and algorithms timed apart on a shared machine can differ by the load they
-    each met."""
+    that timed less than :data:`CONFIRM_SPAN` times it (:func:`_timing.time_interleaved`) and
+    keep those times: the regret is their ratio, and algorithms timed apart on a shared machine
+    can differ by the load they each met.  (Those slower than that stay as timed alone: load
+    would have to change more than twofold to make one of them the fastest.)"""
     auto = next((r for r in rows.values() if r.kind == "auto" and r.choice), None)
     chosen = rows.get(f"gpuconv.{auto.choice}") if auto else None
     if chosen is None or chosen.ms is None:
         return
-    faster = sorted(
-        (r for r in rows.values() if r.kind == "gpuconv" and r.ms is not None and r.ms < chosen.ms),
+    timed = [r for r in rows.values() if r.kind == "gpuconv" and r.ms is not None]
+    if min(r.ms for r in timed) >= chosen.ms:
+        return
+    near = sorted(
+        (r for r in timed if r is not chosen and r.ms < CONFIRM_SPAN * chosen.ms),
         key=lambda r: r.ms,
     )[:CONFIRM_MAX]
-    if not faster:
-        return
-    group = [chosen, *faster]
+    group = [chosen, *near]
     try:
         times = _timing.time_interleaved(
             chosen.device,
@@ -1050,8 +1054,8 @@ def _regret_lines(report: Report) -> list[str]:
             lines.append(f"  - {u['problem']}: auto chose {u['choice']}, no time ({u['why']})")
     if any(r.note.startswith("re-timed in turns") for r in report.rows):
         lines.append(
-            f"- where auto's choice did not time fastest, it and every faster algorithm were "
-            f"timed again in {CONFIRM_TURNS} turns ({CONFIRM_REPEAT}x the repeats), so they "
+            f"- where auto's choice did not time fastest, it and every algorithm within "
+            f"{CONFIRM_SPAN:g}x of it were timed again in {CONFIRM_TURNS} turns ({CONFIRM_REPEAT}x the repeats), so they "
             "met the same machine load; the tables show those times"
         )
     lines += [f"- {s}" for s in report.skipped]

@@ -166,7 +166,7 @@ def save(kind: str, device: str, payload: dict) -> Path | None:
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "w") as f:
-            json.dump(doc, f, indent=1, sort_keys=True)
+            json.dump(doc, f, indent=1)  # unsorted: remembered choices keep their age order
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, p)

@@ -88,6 +88,7 @@ def time_interleaved(
     """
     if device not in ("cpu", "cuda"):
         raise ValueError(f"unknown device {device!r}; use 'cpu' or 'cuda'")
+    repeat = max(1, repeat)
     rounds = max(1, min(rounds, repeat))
     per = [repeat // rounds + (r < repeat % rounds) for r in range(rounds)]
     runs: list[list[float]] = [[] for _ in fns]

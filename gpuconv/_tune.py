@@ -191,6 +191,7 @@ class TuneResult:
     path: str | None = None
     #: largest relative change of a ceiling between the start and the end of the run
     drift: float = 0.0
+    clamped: dict[str, float] = field(default_factory=dict)  # fitted values out of range
 
     def summary(self) -> str:
         r = self.rates
@@ -213,6 +214,11 @@ class TuneResult:
                     f"regret on the calibration grid with the {what} constants: median "
                     f"{statistics.median(reg):.2f}, worst {max(reg):.2f} ({len(reg)} problems)"
                 )
+        for k, v in sorted(self.clamped.items()):
+            lines.append(
+                f"clamped {k}: fitted {v:.3g}, kept {self.constants[k]:.3g} (the file may hold "
+                f"{dispatch.PLAUSIBLE:g}x the built-in value at most)"
+            )
         if self.drift > BUSY_DRIFT:
             lines.append(
                 f"WARNING: the machine's ceilings changed by {self.drift:.0%} during the run: "
@@ -295,8 +301,21 @@ def tune(
         progress(len(grid), len(grid), "done")
     drift = _drift(rates, _rates.measure(device))
     fitted = {**c0, **fit(samples, device)}
+    clamped = {}
+    for k, v in fitted.items():  # a file holding more than this would be refused as damaged
+        lo, hi = dispatch.plausible_range(device, k)
+        if not lo <= v <= hi:
+            clamped[k] = v
+            fitted[k] = min(max(v, lo), hi)
     result = TuneResult(
-        device, rates, fitted, samples, regret(samples, None), regret(samples, fitted), drift=drift
+        device,
+        rates,
+        fitted,
+        samples,
+        regret(samples, None),
+        regret(samples, fitted),
+        drift=drift,
+        clamped=clamped,
     )
     dispatch.set_constants(device, fitted)
     if save:

@@ -41,6 +41,7 @@ from __future__ import annotations
 import importlib
 import json
 import math
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from math import prod
@@ -586,11 +587,18 @@ def _bad_constants(device: str, values) -> str | None:
     return None
 
 
+def plausible_range(device: str, key: str) -> tuple[float, float]:
+    """The values a tuned file may hold for constant ``key`` (``gpuconv tune`` clamps to it)."""
+    ref = _BUILTIN[device][key]
+    return ref / PLAUSIBLE, ref * PLAUSIBLE
+
+
 def _implausible(device: str, values: dict) -> str | None:
     """Why a file's constants look damaged: one too far from the built-in value."""
     for k, v in values.items():
         ref = _BUILTIN[device][k]
-        if not ref / PLAUSIBLE <= v <= ref * PLAUSIBLE:
+        lo, hi = plausible_range(device, k)
+        if not lo <= v <= hi:
             return (
                 f"constant {k} = {v!r} is more than {PLAUSIBLE:g}x away from the built-in "
                 f"{ref:.3g} (no machine differs that much)"
@@ -852,6 +860,8 @@ AUTOTUNE_MAX = 4096
 #: device ('cpu', or 'cuda' and the GPU's name, so that two GPU models never share a winner) ->
 #: signature -> {"algorithm": winner, "seconds": {name: median seconds}}, oldest first
 _AUTOTUNED: dict[str, dict[str, dict]] = {}
+#: held while a remembered-choices table is read from disk, changed or bounded (threads share it)
+_AUTOTUNE_LOCK = threading.RLock()
 
 
 def _signature(spec: ConvSpec, op: str, exact: bool, allowed, eligible) -> str:
@@ -874,11 +884,12 @@ def _table_key(device: str) -> str:
 
 def _autotune_table(device: str) -> dict[str, dict]:
     key = _table_key(device)
-    table = _AUTOTUNED.get(key)
-    if table is None:
-        table = _valid_autotune(_read_autotune(device), device)
-        _AUTOTUNED[key] = table
-    return table
+    with _AUTOTUNE_LOCK:
+        table = _AUTOTUNED.get(key)
+        if table is None:
+            table = _valid_autotune(_read_autotune(device), device)
+            _AUTOTUNED[key] = table
+        return table
 
 
 def _read_autotune(device: str, quiet: bool = False):
@@ -920,7 +931,11 @@ def _save_autotune(device: str, key: str, entry: dict) -> None:
     # merge with what other processes saved meanwhile (the first read already warned about a
     # bad file), then replace the file atomically
     merged = _valid_autotune(_read_autotune(device, quiet=True), device, quiet=True)
-    merged.update(_autotune_table(device))
+    with _AUTOTUNE_LOCK:
+        mine = dict(_autotune_table(device))
+    for k in mine:  # this process's choices are the newest
+        merged.pop(k, None)
+    merged.update(mine)
     merged.pop(key, None)
     merged[key] = entry
     try:
@@ -989,9 +1004,10 @@ def benchmark(
     times = measure(spec, x, w, names, repeat=repeat, op=op, device=device)
     winner = min(times, key=times.get)
     entry = {"algorithm": winner, "seconds": times}
-    table.pop(key, None)
-    table[key] = entry
-    _bounded(table)
+    with _AUTOTUNE_LOCK:
+        table.pop(key, None)
+        table[key] = entry
+        _bounded(table)
     _save_autotune(device, key, entry)
     return winner
 
@@ -1074,7 +1090,9 @@ def _execute(spec, xp, x, w, algorithm, exact, op, device, epilogue, allowed=Non
         algorithm = plan.algorithm
         fallbacks = sorted((n for n in plan.estimates if n != algorithm), key=plan.estimates.get)
     elif algorithm == "benchmark":
-        algorithm = benchmark(spec, x, w, exact=exact, op=op, device=device)
+        algorithm = benchmark(spec, x, w, exact=exact, op=op, device=device, allowed=allowed)
+    elif allowed is not None and algorithm not in allowed:
+        raise ValueError(f"algorithm {algorithm!r} is not among the allowed {list(allowed)}")
     alg = get_algorithm(algorithm, device)
     reason = alg.supports(spec, w, op)
     if reason is not None:
@@ -1091,7 +1109,7 @@ def _run_on_cpu(spec, x, w, op, epilogue, alg, fallbacks):
     need little beyond the output), then raises a MemoryError that says what to do."""
     from ._grids import label
 
-    tried = []
+    tried, last = [], None
     for name in [alg.name, *fallbacks]:
         a = get_algorithm(name, "cpu")
         if name != alg.name and a.supports(spec, w, op) is not None:
@@ -1100,14 +1118,22 @@ def _run_on_cpu(spec, x, w, op, epilogue, alg, fallbacks):
             return a.run(spec, x, w, op, epilogue), name
         except MemoryError as e:
             tried.append(f"{name}: {type(e).__name__}: {e}"[:200])
+            last = e
     need = sum(math.prod(s) for s in (spec.x_shape, spec.w_shape, spec.y_shape))
+    names = [t.split(":")[0] for t in tried]
+    light = [
+        n
+        for n in ("overlap_add", "direct")
+        if n not in names
+        and get_algorithm(n).supports(spec, w, op) is None
+        and (get_algorithm(n).exact or spec.dtype.kind in "fc")
+    ]
+    hint = f", name a lighter algorithm ({' or '.join(light)})" if light else ""
     raise MemoryError(
         f"out of memory for {label(spec)} ({op}; its operands alone take "
         f"{need * spec.dtype.itemsize / 2**20:.0f} MiB); tried {'; '.join(tried)}. Free "
-        "memory, split the batch, use method='overlap_add' or "
-        "'direct' (little memory beyond the output), or process the array in chunks "
-        "(gpuconv.dask)"
-    ) from None
+        f"memory, split the batch{hint}, or process the array in chunks (gpuconv.dask)"
+    ) from last
 
 
 def _gpu_out_of_memory(e: BaseException) -> bool:

@@ -513,6 +513,18 @@ def test_cheap_rank1_test_never_contradicts_the_svd(dtype):
     assert decided >= 30  # the test is worth having: it settles most of them
 
 
+@pytest.mark.parametrize("scale", [1e-160, 1.0, 1e150])
+def test_cheap_rank1_test_is_scale_free(scale):
+    """Far from 1 the norms' squares under- or overflow; the test must decide as at 1."""
+    rng = np.random.default_rng(8)
+    m = np.outer(rng.standard_normal(40), rng.standard_normal(50))
+    rtol = separable._default_rtol(np.dtype(np.float64), m.shape)
+    noise = rng.standard_normal(m.shape)
+    m = m + noise * (10 * rtol * np.linalg.norm(m, 2) / np.linalg.norm(noise, 2))  # not rank 1
+    assert separable._cheap_rank1(m * scale, rtol)[0] is not True
+    assert separable.factor(m * scale) is None
+
+
 def test_factor_of_a_big_kernel_takes_no_svd(monkeypatch):
     """A 512x512 kernel's SVD costs ~0.1 s at every dispatch: full-rank kernels are refused and
     rank-1 kernels factored without one."""

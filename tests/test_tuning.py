@@ -490,3 +490,71 @@ def test_import_reads_the_cpu_constants_and_warns_at_the_import_line(cache, tmp_
     out = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True)
     assert out.returncode == 0
     assert f"{script}:3: CacheWarning: gpuconv ignores the tuned constants" in out.stderr
+
+
+def test_tune_keeps_what_it_saves_loadable(cache, monkeypatch):
+    """A fitted value beyond what a file may hold is clamped and reported, so that the next
+    process loads the file instead of refusing it as damaged."""
+    grid = [ConvSpec(in_shape=(96, 96), kernel_shape=(3, 3), pad_lo=1, pad_hi=1)]
+    monkeypatch.setattr(
+        _tune, "fit", lambda samples, device: {"opscale_direct_backward_data": 1e-9}
+    )
+    result = _tune.tune("cpu", grid=grid, repeat=1)
+    lo, _hi = dispatch.plausible_range("cpu", "opscale_direct_backward_data")
+    assert result.constants["opscale_direct_backward_data"] == lo
+    assert result.clamped == {"opscale_direct_backward_data": 1e-9}
+    assert "clamped opscale_direct_backward_data: fitted 1e-09" in result.summary()
+    dispatch._SOURCE.pop("cpu")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert dispatch.constants()["opscale_direct_backward_data"] == lo
+
+
+def test_remembered_choices_survive_threads_at_the_bound(cache, monkeypatch):
+    import threading
+
+    monkeypatch.setattr(dispatch, "AUTOTUNE_MAX", 3)
+    monkeypatch.setattr(dispatch, "measure", _fake_measure("fft", []))
+    errors = []
+
+    def work(t):
+        try:
+            for n in range(150):
+                spec = ConvSpec(in_shape=(20 + 200 * t + n,), kernel_shape=(5,))
+                dispatch.benchmark(spec, np.ones((1, 1, spec.in_shape[0])), np.ones((1, 1, 5)))
+        except Exception as e:  # noqa: BLE001 - any exception is the failure
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(4)]
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads often, inside the table's updates too
+    try:
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+    finally:
+        sys.setswitchinterval(old)
+    assert errors == [] and len(dispatch._autotune_table("cpu")) == 3
+
+
+def test_remembered_choices_keep_their_age_order_on_disk(cache, monkeypatch):
+    monkeypatch.setattr(dispatch, "AUTOTUNE_MAX", 2)
+    monkeypatch.setattr(dispatch, "measure", _fake_measure("fft", []))
+    specs = [ConvSpec(in_shape=(n,), kernel_shape=(5,)) for n in (90, 30, 60)]
+    for spec in specs[:2]:
+        dispatch.benchmark(spec, np.ones((1, 1, spec.in_shape[0])), np.ones((1, 1, 5)))
+    dispatch.forget_benchmarks()  # a new process
+    dispatch.benchmark(specs[2], np.ones((1, 1, 60)), np.ones((1, 1, 5)))
+    kept = [json.loads(k)[-1]["in_shape"] for k in _cache.load("autotune", "cpu")["entries"]]
+    assert kept == [[30], [60]]  # the oldest (90) went, whatever the keys' sort order
+
+
+def test_execute_keeps_to_the_allowed_algorithms(cache, rng):
+    spec = ConvSpec(in_shape=(2000,), kernel_shape=(300,))
+    x, w = rng.standard_normal((1, 1, 2000)), rng.standard_normal((1, 1, 300))
+    only = ("direct", "im2col")
+    _y, name = dispatch.execute(spec, x, w, "benchmark", allowed=only, with_name=True)
+    assert name in only
+    with pytest.raises(ValueError, match="'fft' is not among the allowed"):
+        dispatch.execute(spec, x, w, "fft", allowed=only)

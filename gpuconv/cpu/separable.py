@@ -123,9 +123,11 @@ def _cheap_rank1(m: np.ndarray, rtol: float) -> tuple[bool | None, np.ndarray | 
     """
     if min(m.shape) < CHEAP_TEST_MIN:
         return None, None
-    fro = float(np.linalg.norm(m))
-    if fro == 0.0 or not np.isfinite(fro):
+    peak = float(np.abs(m).max())
+    if peak == 0.0 or not np.isfinite(peak):
         return None, None
+    m = m / peak  # the norms below square the entries: keep them off under- and overflow
+    fro = float(np.linalg.norm(m))
     mh = m.T.conj() if m.dtype.kind == "c" else m.T  # conj() of a real array copies it
     q = np.random.default_rng(0).standard_normal((m.shape[1], 2))
     for _ in range(2):
