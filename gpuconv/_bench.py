@@ -86,7 +86,8 @@ class Layer:
         )
 
 
-#: the ResNet-50 layers of /work/shared/anchors.md and a depthwise 3x3 layer
+#: the ResNet-50 layers whose cuDNN times are the GPU targets (bench/NOTES-gpu-plan.md) and a
+#: depthwise 3x3 layer
 CNN_LAYERS = (
     Layer("resnet50 conv1", 3, 64, 224, 7, stride=2),
     Layer("resnet50", 64, 64, 56, 3),

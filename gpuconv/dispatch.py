@@ -32,8 +32,9 @@ backward_data needs a native kernel (direct: a gather-form transposed kernel, im
 an algorithm without one says why not.  Nothing ever builds a zero-inserted ``dy``.
 
 The CUDA algorithms (:mod:`gpuconv.cuda`) take the same routes on CuPy arrays: im2col has native
-backward passes (a GEMM into columns then col2im; im2col then a GEMM with dy), direct and fft go
-through the remaps.  Their cost model (:data:`CUDA_CONSTANTS`) is provisional until measured.
+backward passes (a GEMM into columns then col2im; im2col then a GEMM with dy), direct a native
+gather-form transposed kernel for backward_data, and the others go through the remaps.  Their
+cost model (:data:`CUDA_CONSTANTS`) is provisional until measured on a GPU.
 """
 
 from __future__ import annotations

@@ -655,7 +655,8 @@ def fftconvolve(in1, in2, mode: str = "full", axes=None, *, device=None) -> np.n
 def oaconvolve(in1, in2, mode: str = "full", axes=None, *, device=None) -> np.ndarray:
     """Convolve two N-dimensional arrays by overlap-add, as ``scipy.signal.oaconvolve``.
 
-    On the GPU (no overlap-add algorithm there yet) it runs one FFT.
+    On the GPU it runs the CUDA overlap-save algorithm (batched cuFFT tiles); like scipy, a
+    problem one block covers runs as one FFT.
 
     >>> oaconvolve(np.ones(8), np.ones(3), mode="valid").round(12)
     array([3., 3., 3., 3., 3., 3.])
