@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import _arrays, _cache, _grids, _rates, _timing, dispatch
+from . import _arrays, _blas, _cache, _grids, _rates, _timing, dispatch
 from . import nn as gnn
 from . import signal as gsignal
 from ._spec import ConvSpec
@@ -887,6 +887,11 @@ def machine_info() -> dict:
         v = _version(module)
         if v:
             info[key] = v
+    blas, note = _blas.summary(), _blas.advice()
+    if blas:
+        info["openblas kernels"] = blas
+    if note:
+        info["note"] = note
     return info
 
 
@@ -1125,6 +1130,8 @@ def summary(report: Report) -> str:
         out += _sweep_section(report, sw, {}, text=True)
     out += ["Dispatcher regret (auto's choice over the fastest gpuconv algorithm):", ""]
     out += _regret_lines(report)
+    if "note" in report.machine:
+        out += ["", f"Note: {report.machine['note']}"]
     return "\n".join(out)
 
 

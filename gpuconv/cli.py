@@ -68,30 +68,30 @@ def _info(args: argparse.Namespace) -> int:
     from . import _arrays, _bench, _cache, _kernels, dispatch
 
     for key, value in _bench.machine_info().items():
-        print(f"{key:>12}: {value}")
-    print(f"{'cache':>12}: {_cache.cache_dir()}" + ("" if _cache.enabled() else " (off)"))
+        print(f"{key:>16}: {value}")
+    print(f"{'cache':>16}: {_cache.cache_dir()}" + ("" if _cache.enabled() else " (off)"))
     devices = ["cpu"]
     try:
         cp = _arrays.require_cupy()
         devices.append("cuda")
     except (ImportError, RuntimeError) as e:
-        print(f"{'cuda':>12}: not available: {e}")
+        print(f"{'cuda':>16}: not available: {e}")
     for dev in devices:
-        print(f"{dev:>12}: {_cache.device_id(dev)}")
-        print(f"{'':>12}  algorithms: {', '.join(dispatch.algorithm_names(dev))}")
-        print(f"{'':>12}  cost constants: {dispatch.constants_source(dev)}")
-    print(f"{'kernels':>12}: {_kernels.source_dir()} ({len(_kernels.sources())} sources)")
+        print(f"{dev:>16}: {_cache.device_id(dev)}")
+        print(f"{'':>16}  algorithms: {', '.join(dispatch.algorithm_names(dev))}")
+        print(f"{'':>16}  cost constants: {dispatch.constants_source(dev)}")
+    print(f"{'kernels':>16}: {_kernels.source_dir()} ({len(_kernels.sources())} sources)")
     if "cuda" in devices:
         from .cuda import _loader
 
-        print(f"{'':>12}  CuPy {cp.__version__}: compiling every kernel for this device ...")
+        print(f"{'':>16}  CuPy {cp.__version__}: compiling every kernel for this device ...")
         report = _loader.compile_report()
         bad = [r for r in report if r[2]]
-        print(f"{'':>12}  {len(report) - len(bad)} of {len(report)} kernels compile")
+        print(f"{'':>16}  {len(report) - len(bad)} of {len(report)} kernels compile")
         for source, name, err in bad:
-            print(f"{'':>12}  FAILED {source}:{name}: {err}")
+            print(f"{'':>16}  FAILED {source}:{name}: {err}")
         return 1 if bad else 0
-    print(f"{'':>12}  not compiled here (no usable GPU); CI compiles them with nvcc")
+    print(f"{'':>16}  not compiled here (no usable GPU); CI compiles them with nvcc")
     return 0
 
 

@@ -558,3 +558,44 @@ def test_execute_keeps_to_the_allowed_algorithms(cache, rng):
     assert name in only
     with pytest.raises(ValueError, match="'fft' is not among the allowed"):
         dispatch.execute(spec, x, w, "fft", allowed=only)
+
+
+# --- the OpenBLAS kernels note -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "flags, cores, coretype, says",
+    [
+        ({"avx512f", "avx512bw", "avx512dq", "avx512vl", "avx512cd"}, ["Haswell"], "Haswell",
+         "OPENBLAS_CORETYPE=Haswell is set"),
+        ({"avx512f", "avx512bw", "avx512dq", "avx512vl", "avx512cd"}, ["Zen"], None,
+         "OPENBLAS_CORETYPE=SKYLAKEX before Python starts"),
+        ({"avx512f", "avx512bw", "avx512dq", "avx512vl", "avx512cd"}, ["SkylakeX"], None, None),
+        ({"avx2", "fma"}, ["Haswell"], "Haswell", None),  # AVX2 is all this CPU has
+    ],
+)  # fmt: skip
+def test_openblas_note(monkeypatch, flags, cores, coretype, says):
+    from gpuconv import _blas
+
+    monkeypatch.setattr(_blas, "_cpu_flags", lambda: frozenset(flags))
+    monkeypatch.setattr(
+        _blas, "loaded_cores", lambda: {f"/lib{i}.so": c for i, c in enumerate(cores)}
+    )
+    if coretype:
+        monkeypatch.setenv("OPENBLAS_CORETYPE", coretype)
+    else:
+        monkeypatch.delenv("OPENBLAS_CORETYPE", raising=False)
+    note = _blas.advice()
+    assert (note is None) if says is None else (says in note and "AVX2" in note)
+
+
+def test_openblas_kernels_are_found_where_numpy_uses_openblas():
+    from gpuconv import _blas
+
+    np.ones((8, 8)) @ np.ones((8, 8))
+    cores = _blas.loaded_cores()
+    config = str(np.show_config(mode="dicts")).lower()
+    if "openblas" not in config or not sys.platform.startswith("linux"):
+        pytest.skip("numpy is not linked to OpenBLAS on Linux here")
+    assert cores and all(c and c != "?" for c in cores.values())
+    assert _blas.summary().split(" ")[0] in cores.values()
