@@ -77,11 +77,13 @@ def _im2col3d(
         whi = min((W - 1 - xoff) // sw + 1, ow)
         p = p0 + q0
         q = q0
+        # the output position (zd, zh, zw0) of p, then stepped one output row per segment (no
+        # divisions in the loop: with short rows they cost as much as the copies)
+        zd = p // ohw
+        rem = p - zd * ohw
+        zh = rem // ow
+        zw0 = rem - zh * ow
         while p < end:
-            zd = p // ohw
-            rem = p - zd * ohw
-            zh = rem // ow
-            zw0 = rem - zh * ow
             seg = min(ow - zw0, end - p)
             zw1 = zw0 + seg
             iz = zd * sd + jd * dd - pd
@@ -107,6 +109,11 @@ def _im2col3d(
                     dst[uintp(i)] = 0
             q += seg
             p += seg
+            zw0 = 0
+            zh += 1
+            if zh == oh:
+                zh = 0
+                zd += 1
 
 
 #: Threads filling the column matrix (None: half of numba.get_num_threads(), at least 1: the
