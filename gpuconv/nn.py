@@ -351,22 +351,31 @@ def _transposed_spec(fn, nd, in_spatial, spec_n, c_in, w_shape, st, p, op, dl, g
         cut.append(max(0, op[ax] - p[ax] - st[ax] + 1))
     if any(c >= o for c, o in zip(cut, out)):
         return None, cut, tuple(out)
+    x_shape = tuple(o - c for o, c in zip(out, cut))
+    spec = _adjoint_spec(x_shape, in_spatial, spec_n, c_in, w_shape, st, dl, p, hi, g, dt)
+    return spec, cut, tuple(out)
+
+
+def _adjoint_spec(x_shape, in_spatial, spec_n, c_in, w_shape, st, dl, lo, hi, g, dt) -> ConvSpec:
+    """The forward problem (input ``x_shape``, padding ``lo``/``hi``) whose output has the
+    transposed convolution's input shape ``in_spatial``: its backward_data pass is the
+    transposed convolution."""
     spec = ConvSpec(
-        in_shape=tuple(o - c for o, c in zip(out, cut)),
-        kernel_shape=tuple(kernel),
+        in_shape=tuple(x_shape),
+        kernel_shape=tuple(w_shape[2:]),
         batch=spec_n,
         c_in=w_shape[1] * g,
         c_out=c_in,
         groups=g,
         stride=st,
         dilation=dl,
-        pad_lo=p,
+        pad_lo=tuple(lo),
         pad_hi=tuple(hi),
         dtype=dt,
     )
     if spec.out_shape != tuple(in_spatial):  # pragma: no cover - an internal invariant
-        raise RuntimeError(f"{fn}: transposed-convolution remap {spec.out_shape} != {in_spatial}")
-    return spec, cut, tuple(out)
+        raise RuntimeError(f"transposed-convolution remap {spec.out_shape} != {in_spatial}")
+    return spec
 
 
 def _same_transposed_spec(in_spatial, spec_n, c_in, w_shape, st, dl, g, dt):
@@ -374,25 +383,11 @@ def _same_transposed_spec(in_spatial, spec_n, c_in, w_shape, st, dl, g, dt):
     adjoint of a forward convolution of that input padded as TensorFlow's 'SAME' (total
     ``max(dilation*(k-1) + 1 - stride, 0)``, the odd one after), which at stride 1 is
     torch's padding='same'."""
-    kernel = w_shape[2:]
     out = tuple(i * s for i, s in zip(in_spatial, st))
-    total = [max(d * (k - 1) + 1 - s, 0) for k, d, s in zip(kernel, dl, st)]
-    lo = tuple(t // 2 for t in total)
-    spec = ConvSpec(
-        in_shape=out,
-        kernel_shape=tuple(kernel),
-        batch=spec_n,
-        c_in=w_shape[1] * g,
-        c_out=c_in,
-        groups=g,
-        stride=st,
-        dilation=dl,
-        pad_lo=lo,
-        pad_hi=tuple(t - a for t, a in zip(total, lo)),
-        dtype=dt,
-    )
-    if spec.out_shape != tuple(in_spatial):  # pragma: no cover - an internal invariant
-        raise RuntimeError(f"padding='same' transposed remap {spec.out_shape} != {in_spatial}")
+    total = [max(d * (k - 1) + 1 - s, 0) for k, d, s in zip(w_shape[2:], dl, st)]
+    lo = [t // 2 for t in total]
+    hi = [t - a for t, a in zip(total, lo)]
+    spec = _adjoint_spec(out, in_spatial, spec_n, c_in, w_shape, st, dl, lo, hi, g, dt)
     return spec, (0,) * len(out), out
 
 
