@@ -305,3 +305,46 @@ def test_random_problems():
         x = _rand(rng, spec.x_shape, dtype)
         w = _rand(rng, spec.w_shape, dtype)
         _check(spec, x, w)
+
+
+# (in_shape, stride, dilation, pad_lo, pad_hi, groups, c_out per group, batch)
+FAST3X3 = [
+    ((37, 29), (1, 1), (1, 1), (1, 1), (1, 1), 1, 1, 1),
+    ((20, 33), (2, 1), (1, 2), (0, 3), (2, 0), 2, 1, 2),
+    ((9, 40), (3, 1), (2, 1), (4, 4), (1, 2), 3, 2, 1),
+    ((4, 5), (1, 1), (3, 3), (4, 4), (4, 4), 1, 1, 1),  # every row reaches into the padding
+    ((1, 70), (1, 1), (1, 1), (1, 0), (1, 2), 1, 1, 1),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.complex64, np.int64],
+                         ids=lambda d: np.dtype(d).name)  # fmt: skip
+@pytest.mark.parametrize("case", FAST3X3)
+@pytest.mark.parametrize("seg_rb", [(2048, 8), (16, 3)])
+def test_3x3_kernel_against_the_general_core(case, dtype, seg_rb, monkeypatch):
+    """3x3 on one input channel per output has a kernel of its own: it must give the general
+    core's sums (exactly for int64), with tiles and row segments of every size."""
+    ins, st, dl, lo, hi, g, cog, n = case
+    spec = ConvSpec(in_shape=ins, kernel_shape=(3, 3), stride=st, dilation=dl, pad_lo=lo,
+                    pad_hi=hi, batch=n, c_in=g, c_out=g * cog, groups=g, dtype=np.dtype(dtype))  # fmt: skip
+    assert direct._fast3x3(spec)
+    rng = np.random.default_rng(sum(ins))
+    if np.dtype(dtype).kind == "i":
+        x = rng.integers(-(2**40), 2**40, spec.x_shape)  # products wrap: exact either way
+        w = rng.integers(-(2**30), 2**30, spec.w_shape)
+    else:
+        x = rng.standard_normal(spec.x_shape).astype(dtype)
+        w = rng.standard_normal(spec.w_shape).astype(dtype)
+    monkeypatch.setattr(direct, "SEG", seg_rb[0])
+    monkeypatch.setattr(direct, "RB", seg_rb[1])
+    fast = direct.run(spec, x, w)
+    monkeypatch.setattr(direct, "_fast3x3", lambda spec: False)
+    general = direct.run(spec, x, w)
+    if np.dtype(dtype).kind == "i":
+        np.testing.assert_array_equal(fast, general)
+    else:
+        eps = np.finfo(dtype).eps
+        np.testing.assert_allclose(fast, general, rtol=0, atol=16 * eps * np.abs(general).max())
+    np.testing.assert_allclose(
+        fast, reference(spec, x, w), rtol=1e-4, atol=1e-3 * (1 + np.abs(fast).max())
+    )
