@@ -60,8 +60,7 @@ RB = 8
 #: prange chunk size for numba's dynamic scheduling (0 would be static, equal shares).
 CHUNKSIZE = 4
 
-_core = None
-_core3x3 = None
+_KERNELS: dict = {}  # builder -> its kernel
 
 
 def supports(spec: ConvSpec) -> str | None:
@@ -80,10 +79,15 @@ def supports(spec: ConvSpec) -> str | None:
 
 
 def _get_core():
-    global _core
-    if _core is None:
-        _core = _build_core()
-    return _core
+    return _compiled(_build_core)
+
+
+def _compiled(build):
+    """``build()``'s kernel, built once (numba compiles it at its first call, per dtype)."""
+    kernel = _KERNELS.get(build)
+    if kernel is None:
+        kernel = _KERNELS[build] = build()
+    return kernel
 
 
 def _build_core():
@@ -255,13 +259,6 @@ def _build_core():
     return core
 
 
-def _get_core3x3():
-    global _core3x3
-    if _core3x3 is None:
-        _core3x3 = _build_core3x3()
-    return _core3x3
-
-
 def _build_core3x3():
     """:func:`core` for a 3x3 kernel on one input channel per output (2-D, column stride 1):
     the taps read x in place (no staging copy) and an output row whose 9 taps all lie in x is
@@ -406,7 +403,7 @@ def run(spec: ConvSpec, x: np.ndarray, w: np.ndarray) -> np.ndarray:
         old = numba.get_parallel_chunksize()
         numba.set_parallel_chunksize(CHUNKSIZE)
         try:
-            _get_core3x3()(
+            _compiled(_build_core3x3)(
                 _as5(x, nd)[:, :, 0],
                 _as5(w, nd)[:, :, 0],
                 _as5(y, nd)[:, :, 0],
