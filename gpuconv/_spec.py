@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import operator
 from dataclasses import dataclass, field
+from functools import cached_property
 from math import prod
 
 import numpy as np
@@ -34,6 +35,8 @@ COMPUTE_DTYPES = (
 
 def as_index(name: str, value) -> int:
     """``value`` as a Python int, or a TypeError naming ``name``."""
+    if type(value) is int:  # the common case, first (bool is a subclass, not int itself)
+        return value
     if isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be an integer, got {value!r} of type bool")
     try:
@@ -140,16 +143,16 @@ class ConvSpec:
         """Number of spatial axes."""
         return len(self.in_shape)
 
-    @property
+    @cached_property  # the fields are frozen; 'auto' asks several times per call
     def padded_shape(self) -> tuple[int, ...]:
         return tuple(n + lo + hi for n, lo, hi in zip(self.in_shape, self.pad_lo, self.pad_hi))
 
-    @property
+    @cached_property
     def reach(self) -> tuple[int, ...]:
         """The dilated kernel's extent per axis: ``dilation * (k - 1) + 1``."""
         return tuple(d * (k - 1) + 1 for k, d in zip(self.kernel_shape, self.dilation))
 
-    @property
+    @cached_property
     def out_shape(self) -> tuple[int, ...]:
         return tuple(
             (n - r) // s + 1 for n, r, s in zip(self.padded_shape, self.reach, self.stride)

@@ -56,6 +56,18 @@ from ._spec import ConvSpec
 OPS = ("forward", "backward_data", "backward_weight")
 
 
+_MODULES: dict[str, object] = {}
+
+
+def _imported(name: str):
+    """The imported module ``name`` (import_module's own lookup costs more than a dict's, and
+    'auto' asks for several modules at every call)."""
+    mod = _MODULES.get(name)
+    if mod is None:
+        mod = _MODULES[name] = importlib.import_module(name)
+    return mod
+
+
 @dataclass(frozen=True)
 class Algorithm:
     """One registered algorithm of the canonical problem on one device.
@@ -74,11 +86,11 @@ class Algorithm:
     op_modules: tuple[tuple[str, str], ...] = ()
 
     def _impl(self):
-        return importlib.import_module(self.module)
+        return _imported(self.module)
 
     def _op_impl(self, op: str):
         """The module holding the native ``run_<op>`` (the algorithm's own module by default)."""
-        return importlib.import_module(dict(self.op_modules).get(op, self.module))
+        return _imported(dict(self.op_modules).get(op, self.module))
 
     def supports(
         self, spec: ConvSpec, kernel: np.ndarray | None = None, op: str = "forward"

@@ -566,6 +566,33 @@ def test_factor_complex_uses_complex_svd():
     assert separable.factor(w.real) is None
 
 
+def test_kernel_verdicts_are_remembered_by_their_bytes(monkeypatch):
+    """'auto' asks at every call: a small kernel's SVDs run once, and a kernel changed in place
+    (same object, same shape) is judged again."""
+    rng = np.random.default_rng(13)
+    spec = ConvSpec(in_shape=(16, 16), kernel_shape=(3, 4))
+    w = np.outer(rng.standard_normal(3), rng.standard_normal(4))[None, None].copy()
+    calls = []
+    real = separable.factor
+    monkeypatch.setattr(separable, "factor", lambda *a, **k: calls.append(1) or real(*a, **k))
+    monkeypatch.setattr(separable, "_VERDICTS", {})
+    assert separable.supports_kernel(spec, w) is None
+    assert separable.supports_kernel(spec, w.copy()) is None
+    assert len(calls) == 1
+    w[0, 0, 1, 2] += 1.0  # now rank 2
+    assert "not rank 1" in separable.supports_kernel(spec, w)
+    assert separable.supports_kernel(spec, w[:, :, ::-1, ::-1]) is not None  # a view, copied
+    assert separable.supports_kernel(spec, w.astype(np.float32)) is not None
+    assert len(calls) == 4
+    big = np.ones((1, 1, 64, 64))  # above MEMO_MAX_BYTES: judged at every call
+    separable.supports_kernel(ConvSpec(in_shape=(64, 64), kernel_shape=(64, 64)), big)
+    separable.supports_kernel(ConvSpec(in_shape=(64, 64), kernel_shape=(64, 64)), big)
+    assert len(calls) == 6 and len(separable._VERDICTS) == 4
+    monkeypatch.setattr(separable, "MEMO_MAX_ENTRIES", 4)
+    separable.supports_kernel(spec, np.ones((1, 1, 3, 4)))  # full: the table starts over
+    assert len(separable._VERDICTS) == 1
+
+
 def test_is_separable():
     rng = np.random.default_rng(12)
     w = np.stack([np.outer(rng.standard_normal(3), rng.standard_normal(3)) for _ in range(4)])

@@ -153,11 +153,40 @@ def _zero_factors(t: np.ndarray) -> tuple[np.ndarray, ...]:
 MAX_CHECKED_SLICES = 256
 
 
+#: kernels up to this many bytes have their rank verdict remembered (keyed by their bytes)
+MEMO_MAX_BYTES = 16384
+
+#: at most this many remembered verdicts (the table starts over when full)
+MEMO_MAX_ENTRIES = 512
+
+_VERDICTS: dict[tuple, str | None] = {}
+_UNJUDGED = object()
+
+
 def supports_kernel(spec: ConvSpec, w: np.ndarray) -> str | None:
-    """None if every ``(o, c)`` slice of ``w`` is rank 1 to rounding, else why not."""
+    """None if every ``(o, c)`` slice of ``w`` is rank 1 to rounding, else why not.
+
+    The verdict on a small kernel is remembered by its bytes: 'auto' asks at every call, and
+    the SVDs cost more than a small convolution (filtering frames with one kernel in a loop).
+    """
     slices = w.shape[0] * w.shape[1]
     if slices > MAX_CHECKED_SLICES:
         return f"{slices} kernel slices; rank 1 is only checked up to {MAX_CHECKED_SLICES}"
+    key = None
+    if w.nbytes <= MEMO_MAX_BYTES:
+        key = (w.dtype.str, w.shape, np.ascontiguousarray(w).tobytes())
+        verdict = _VERDICTS.get(key, _UNJUDGED)  # one lookup: another thread may clear it
+        if verdict is not _UNJUDGED:
+            return verdict
+    verdict = _rank1_verdict(w)
+    if key is not None:
+        if len(_VERDICTS) >= MEMO_MAX_ENTRIES:
+            _VERDICTS.clear()
+        _VERDICTS[key] = verdict
+    return verdict
+
+
+def _rank1_verdict(w: np.ndarray) -> str | None:
     for o in range(w.shape[0]):
         for c in range(w.shape[1]):
             if factor(w[o, c]) is None:
