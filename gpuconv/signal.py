@@ -67,14 +67,31 @@ def _compute_dtype(rt: np.dtype) -> np.dtype:
 
 
 def _exact_needed(a: np.ndarray, b: np.ndarray) -> bool:
-    """scipy's rule: integer products that float64 cannot hold exactly must be summed directly.
+    """Whether an integer convolution of ``a`` with ``b`` (every axis convolved) must be summed
+    exactly, because a float64 FFT's error could reach 0.5 and round a sample to the wrong
+    integer.
 
-    Only integer results ask for it (float inputs may hold NaN; bool sums are always small)."""
+    scipy's rule (``max|a| max|b| min(size) < 2**53``) only says the sums fit in float64; an
+    FFT's rounding error is larger, and with it scipy's integers can be off by several units.
+    The bound here is rigorous.  A float64 FFT of length ``N`` errs by at most
+    ``k eps ||x||_2 sqrt(N)`` in 2-norm and by ``k eps ||x||_1`` in each frequency
+    (``k = 5 log2 N``).  With ``u`` the larger input and ``v`` the smaller, the two transforms,
+    the product and the inverse put the result within ``(3k + 1) eps ||u||_2 ||v||_1`` of the
+    exact one.  ``||u||_2 <= max|u| sqrt(size)`` and ``||v||_1 <= max|v| size``.  Images and
+    counts (8- or 16-bit values, small kernels) stay far below it and may use an FFT.
+
+    Only integer results ask for it (float inputs may hold NaN; bool sums are always small).
+    """
     if np.result_type(a.dtype, b.dtype).kind not in "iu":
         return False
     amax = _largest_magnitude(a)
     bmax = _largest_magnitude(b)
-    return amax * bmax * min(a.size, b.size) > 2 ** np.finfo(float).nmant - 1
+    if amax == 0 or bmax == 0:
+        return False
+    n = math.prod(p + q - 1 for p, q in zip(a.shape, b.shape))
+    k = 5.0 * math.log2(max(n, 2))
+    norms = float(amax) * float(bmax) * math.sqrt(max(a.size, b.size)) * min(a.size, b.size)
+    return (3.0 * k + 1.0) * 2.0**-52 * norms >= 0.25  # rounding needs the error below 0.5
 
 
 def _largest_magnitude(a: np.ndarray) -> int:
@@ -346,6 +363,14 @@ def _conv_nd(volume, kernel, mode, method, plan_only=False, device="cpu"):
         return sp.convolve(volume, kernel, mode=mode, method=_scipy_method(method)), "scipy"
     axes = list(range(volume.ndim))
     exact = _exact_needed(volume, kernel)
+    if (
+        method == "fft"
+        and rt.kind in "biu"
+        and all(min(p, q) == 1 for p, q in zip(volume.shape, kernel.shape))
+    ):
+        # scipy's fftconvolve transforms no axis where an input has length 1; with none left it
+        # multiplies in the integer dtype, exactly (and wrapping), and so does direct
+        method, exact = "direct", True
     # overlap-add over one block that covers the input is the FFT convolution (as oaconvolve)
     fallback = "fft" if method == "overlap_add" else None
     return _solve_window(
@@ -443,7 +468,16 @@ def _fill_scalar(fillvalue, rt: np.dtype):
             warnings.simplefilter("ignore", np.exceptions.ComplexWarning)
             fill = np.array(fillvalue, dtype=rt)
     except Exception:
-        np.array(fillvalue, dtype=np.complex128)  # scipy's second try: its error if this fails
+        # scipy's second try, to complex (an array again only by a safe cast): its error if
+        # this fails
+        if isinstance(fillvalue, np.ndarray) and not np.can_cast(
+            fillvalue.dtype, np.complex128, "safe"
+        ):
+            raise TypeError(
+                f"could not cast `fillvalue` (an array of dtype {fillvalue.dtype}) to the output "
+                f"type {rt} or to complex128 under the 'safe' rule; pass a number"
+            ) from None
+        np.array(fillvalue, dtype=np.complex128)
         raise ValueError(
             "could not cast `fillvalue` directly to the output type (it was first converted "
             f"to complex). (fillvalue={fillvalue!r}, output dtype {rt})"
@@ -513,6 +547,8 @@ def _conv2d(in1, in2, mode, boundary, fillvalue, correlate, device=None):
         else:
             a = xp.pad(a, pads, mode=kind)
         pads = [(0, 0), (0, 0)]
+    # scipy's convolve2d sums directly: a NaN/inf stays local and float32 keeps its accuracy,
+    # so an FFT (one NaN spreads to the whole output) is never picked here
     out, _ = _solve(
         a,
         b,
@@ -520,7 +556,7 @@ def _conv2d(in1, in2, mode, boundary, fillvalue, correlate, device=None):
         [p[0] for p in pads],
         [p[1] for p in pads],
         not correlate,
-        "auto",
+        "direct",
         rt,
         exact=_exact_needed(a, b),
         device=dev,

@@ -391,3 +391,107 @@ def test_fixed_overlap_add_on_one_block_is_the_fft(fn):
     a, b = rng.standard_normal(100), rng.standard_normal(5)
     got = getattr(gpuconv, fn)(a, b, method="overlap_add")
     assert_conv_equal(got, getattr(ss, fn)(a, b), a, b)
+
+
+# ---------------------------------------------------------------------------------------------
+# session 6 fuzzing
+
+
+@pytest.mark.parametrize("correlate", [False, True])
+@pytest.mark.parametrize("boundary", ["fill", "wrap", "symm"])
+def test_fixed_convolve2d_keeps_a_nan_local(correlate, boundary):
+    """scipy's convolve2d sums directly; gpuconv's used to pick an FFT at this size (128^2 * 25^2),
+    which spread one NaN over all 16384 outputs instead of scipy's 169 / 625."""
+    a = np.ones((128, 128))
+    a[0, 0] = np.nan
+    k = np.random.default_rng(0).random((25, 25))
+    fn = "correlate2d" if correlate else "convolve2d"
+    ref = getattr(ss, fn)(a, k, "same", boundary)
+    got = getattr(gpuconv, fn)(a, k, "same", boundary)
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(ref))
+    assert 0 < np.isnan(ref).sum() < a.size
+    ok = ~np.isnan(ref)
+    np.testing.assert_allclose(got[ok], ref[ok], rtol=1e-12, atol=0)
+
+
+def test_fixed_convolve2d_float32_keeps_its_accuracy_away_from_huge_values():
+    """Rows of 1e12 ten rows above: an FFT's error (relative to the largest value) turned 491.7
+    into 5.7e6.  The error must stay within float32 rounding of the local sum of |a| |b|."""
+    rng = np.random.default_rng(1)
+    b = np.ones((400, 400), np.float32)
+    b[:10] = 1e12
+    k = rng.random((41, 41)).astype(np.float32)
+    got = gpuconv.convolve2d(b, k, "same")
+    assert got.dtype == np.float32
+    exact = ss.convolve2d(b.astype(np.float64), k.astype(np.float64), "same")
+    scale = ss.convolve2d(np.abs(b).astype(np.float64), np.abs(k).astype(np.float64), "same")
+    err = np.abs(got - exact)
+    assert np.all(err <= 4 * k.size * np.finfo(np.float32).eps * scale)
+
+
+def _big_integers(rng, n, m):
+    """Integers as large as scipy's 2**53 rule lets through to an FFT (from the fuzzing report)."""
+    amax = int(np.sqrt(0.5 * 2**53 / m))
+    return amax - rng.integers(0, 1000, n), amax - rng.integers(0, 1000, m)
+
+
+def test_fixed_auto_integers_are_exact_where_an_fft_would_round_wrong():
+    """scipy's rule (max|a| max|b| min(size) < 2**53) sent these to an FFT: 12095 outputs of
+    convolve and 994 of convolve2d were off by up to 4."""
+    rng = np.random.default_rng(0)
+    a, k = _big_integers(rng, 20000, 300)
+    np.testing.assert_array_equal(gpuconv.convolve(a, k), np.convolve(a, k))
+    np.testing.assert_array_equal(gpuconv.correlate(a, k), np.correlate(a, k, "full"))
+    a2, k2 = a[None, :2000], k[None, :200]
+    np.testing.assert_array_equal(gpuconv.convolve2d(a2, k2), ss.convolve2d(a2, k2))
+    assert gpuconv.choose_conv_method(a, k) in ("direct", "im2col")
+
+
+def test_exactness_bound_holds_at_its_limit_and_leaves_images_to_the_fft():
+    """At the largest magnitudes the bound lets through, an FFT's integers are still exact
+    (random and constant inputs, the worst case for cancellation-free sums); and 8-bit images with
+    kernels up to 31^2 are not held back from the FFT."""
+    from gpuconv.signal import _exact_needed
+
+    rng = np.random.default_rng(2)
+    for _ in range(30):
+        n, m = int(rng.integers(50, 3000)), int(rng.integers(2, 300))
+        lo, hi = 1, 2**40
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            big = _exact_needed(np.array([mid] * n), np.array([mid] * m))
+            lo, hi = (lo, mid) if big else (mid, hi)
+        for x, w in [
+            (rng.integers(-lo, lo + 1, n), rng.integers(-lo, lo + 1, m)),
+            (np.full(n, lo), np.full(m, lo)),
+        ]:
+            np.testing.assert_array_equal(gpuconv.convolve(x, w, method="fft"), np.convolve(x, w))
+    img = rng.integers(0, 256, (2048, 2048)).astype(np.uint8)
+    assert not _exact_needed(img, rng.integers(0, 256, (31, 31)).astype(np.uint8))
+    assert _exact_needed(np.full(10**6, 32767, np.int16), np.full(1000, 32767, np.int16))
+
+
+@pytest.mark.parametrize(
+    "a, b",
+    [
+        (np.array([2**31 + 1, 3]), np.array([2**31 + 3])),
+        (np.array([2**31 + 1, 3], np.uint32), np.array([7], np.uint32)),
+        (np.array([[5, -3]], np.int16), np.array([[30000]], np.int16)),
+        (np.array([True, False]), np.array([True])),
+    ],
+)
+def test_fixed_fft_method_multiplies_integers_exactly_with_no_axis_to_transform(a, b):
+    """Every axis has a length-1 input: scipy's fftconvolve transforms nothing and multiplies in
+    the integer dtype; gpuconv went through float64 (2**31+1 times 2**31+3 came back off by 3)."""
+    ref, got = _same_as_scipy("convolve", a, b, method="fft")
+    assert got.dtype == ref.dtype
+    np.testing.assert_array_equal(got, ref)
+
+
+@pytest.mark.parametrize(
+    "fillvalue", [np.array(3, dtype=object), np.array([3], dtype=object), np.array(2.5, object)]
+)
+def test_fixed_object_array_fillvalue_is_a_type_error(fillvalue):
+    """scipy's second conversion (to complex) is a safe cast too: an object array fails it with
+    a TypeError; gpuconv raised a ValueError."""
+    _same_as_scipy("convolve2d", np.ones((3, 3)), np.ones((2, 2)), fillvalue=fillvalue)
