@@ -495,3 +495,17 @@ def test_fixed_object_array_fillvalue_is_a_type_error(fillvalue):
     """scipy's second conversion (to complex) is a safe cast too: an object array fails it with
     a TypeError; gpuconv raised a ValueError."""
     _same_as_scipy("convolve2d", np.ones((3, 3)), np.ones((2, 2)), fillvalue=fillvalue)
+
+
+@pytest.mark.parametrize("fn", ["convolve2d", "correlate2d"])
+def test_fixed_complex_inf_keeps_its_infinite_part(fn):
+    """scipy's direct sum gives inf+nanj for inf * (1+0j); im2col's BLAS product gave nan+nanj."""
+    a = np.array([[np.inf, 1, 2]], complex)
+    b = np.array([[1, 1]], complex)
+    ref, got = getattr(ss, fn)(a, b), getattr(gpuconv, fn)(a, b)
+    np.testing.assert_array_equal(np.isinf(got.real), np.isinf(ref.real))
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(ref))
+    ref = ss.convolve(a, b, method="direct")
+    np.testing.assert_array_equal(
+        np.isinf(gpuconv.convolve(a, b, method="direct").real), np.isinf(ref.real)
+    )
